@@ -40,7 +40,7 @@ class PdfParams:
     qdamp : float  [1/Å]
         Instrumental resolution; G is multiplied by exp(-(qdamp r)²/2).
     qbroad : float  [1/Å]
-        Resolution peak broadening, σ² = σ0² (1 - delta2/r²) + (qbroad r)²... see :mod:`pdfsg.pdf`.
+        Resolution peak broadening: σ² = 2 uiso (1 - delta2/r² + qbroad² r²), as in PDFgui.
     uiso : float  [Å²]
         Isotropic atomic displacement parameter given to every atom.
     delta2 : float  [Å²]
