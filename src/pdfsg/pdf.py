@@ -23,10 +23,12 @@ Two engines share one :class:`~pdfsg.params.PdfParams`:
         G(r) = \frac{2}{\pi}\int_{Q_\mathrm{min}}^{Q_\mathrm{max}} F(Q)\sin(Qr)\,dQ,
         \qquad F(Q) = \int_0^{r_\mathrm{ext}} G_0(r')\sin(Qr')\,dr',
 
-    with peak widths :math:`\sigma_{ij}^2 = 2U_\mathrm{iso}(1-\delta_2/r_{ij}^2 + Q_\mathrm{broad}^2 r_{ij}^2)`
+    with peak widths
+    :math:`\sigma_{ij}^2 = 2U_\mathrm{iso}(1-\delta_2/r_{ij}^2 + Q_\mathrm{broad}^2 r_{ij}^2)`
     (the PDFgui/pdffit2 definition).
     The Fourier band-pass is applied in r space as the kernel
-    :math:`\frac{1}{\pi}\Big[\frac{\sin Q(r-r')}{r-r'} - \frac{\sin Q(r+r')}{r+r'}\Big]_{Q_\mathrm{min}}^{Q_\mathrm{max}}`
+    :math:`\frac{1}{\pi}\Big[\frac{\sin Q(r-r')}{r-r'} - \frac{\sin Q(r+r')}{r+r'}\Big]`
+    taken between Q = Qmin and Q = Qmax
     (G is odd in r), which puts the termination ripples of Qmax and the Qmin cut in.
 
 Scattering weights b: atomic number Z for X-rays (the Q = 0 form factor of a neutral atom),
@@ -39,6 +41,7 @@ import functools
 import math
 import os
 import sys
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -99,6 +102,7 @@ def _neutron_lengths() -> dict[str, float]:
     return {k: float(v) for k, v in json.loads(path.read_text()).items()}
 
 
+@functools.cache
 def scattering_weight(symbol: str, radiation: str) -> float:
     """Scattering weight of an element: Z for ``xray``, b_coh [fm] for ``neutron``."""
     from pymatgen.core import Element
@@ -129,13 +133,20 @@ def cell_arrays(structure: Structure, radiation: str = "xray") -> CellArrays:
         raise StructureError("structure has partial occupancies (disordered sites)")
     if structure.volume <= 1e-6:
         raise StructureError("unit cell volume is not positive")
-    reduced = structure.get_reduced_structure(reduction_algo="niggli")
-    species = tuple(site.specie.symbol for site in reduced)
+    import spglib
+
+    lattice = np.array(structure.lattice.matrix, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        reduced = spglib.niggli_reduce(lattice)  # C code; None if it fails
+    if reduced is not None:
+        lattice = np.array(reduced, dtype=np.float64)
+    cart0 = np.array(structure.cart_coords, dtype=np.float64)
+    frac = np.mod(np.linalg.solve(lattice.T, cart0.T).T, 1.0)
+    species = tuple(site.specie.symbol for site in structure)
     weights = np.array([scattering_weight(s, radiation) for s in species], dtype=np.float64)
     if np.sum(weights) == 0:
         raise StructureError("all scattering weights are zero")
-    lattice = np.array(reduced.lattice.matrix, dtype=np.float64)
-    frac = np.mod(np.array(reduced.frac_coords, dtype=np.float64), 1.0)
     return CellArrays(lattice=lattice, cart=frac @ lattice, weights=weights, species=species)
 
 
@@ -190,7 +201,7 @@ def _compiled_histogram():
         nat = cart.shape[0]
         rcut2 = rcut * rcut
         inv = 1.0 / step
-        for ia in range(0, na + 1):
+        for ia in range(na + 1):
             for ib in range(-nb, nb + 1):
                 if ia == 0 and ib < 0:
                     continue
@@ -394,7 +405,7 @@ def simulate_pdffit2(
     lat = Lattice(base=cell.lattice)
     ds = DiffpyStructure(lattice=lat)
     frac = np.linalg.solve(cell.lattice.T, cell.cart.T).T
-    for sym, xyz in zip(cell.species, frac):
+    for sym, xyz in zip(cell.species, frac, strict=True):
         ds.append(Atom(sym, xyz, Uisoequiv=params.uiso))
     # pdffit2 samples the un-terminated peaks on its own output grid before convolving with
     # the Qmax sinc: on the coarse π/Qmax grid that aliases (errors of ~1.5 % of max|G|), and
