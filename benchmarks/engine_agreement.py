@@ -46,7 +46,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=shared_data_dir())
     ap.add_argument("--per-system", type=int, default=8)
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "engine_agreement.json")
+    ap.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "engine_agreement.json"
+    )
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
 
@@ -76,8 +78,15 @@ def main() -> None:
             c0, d0 = _stats(g0_fast, g0_ref)
             c1, d1 = _stats(g_fast, g_ref)
             rows.append(
-                {"id": mid, "crystal_system": system, "atoms": len(s), "corr_qmin0": c0,
-                 "maxdiff_qmin0": d0, "corr_qmin": c1, "maxdiff_qmin": d1}
+                {
+                    "id": mid,
+                    "crystal_system": system,
+                    "atoms": len(s),
+                    "corr_qmin0": c0,
+                    "maxdiff_qmin0": d0,
+                    "corr_qmin": c1,
+                    "maxdiff_qmin": d1,
+                }
             )
 
     srreal = []
@@ -92,9 +101,17 @@ def main() -> None:
             s = Structure.from_file(ref_dir / f"{mid}.cif")
             c1, d1 = _stats(pdf.simulate(s, grid), ref[:, 1])
             c0, d0 = _stats(pdf.simulate(s, grid.replace(qmin=0.0)), ref[:, 2])
-            cp, dp = _stats(pdf.simulate(s, grid.replace(qmin=0.0), engine="pdffit2"), ref[:, 2])
-            srreal.append({"id": mid, "corr_qmin": c1, "maxdiff_qmin": d1, "corr_qmin0": c0,
-                           "maxdiff_qmin0": d0, "pdffit2_corr_qmin0": cp})
+            cp, _dp = _stats(pdf.simulate(s, grid.replace(qmin=0.0), engine="pdffit2"), ref[:, 2])
+            srreal.append(
+                {
+                    "id": mid,
+                    "corr_qmin": c1,
+                    "maxdiff_qmin": d1,
+                    "corr_qmin0": c0,
+                    "maxdiff_qmin0": d0,
+                    "pdffit2_corr_qmin0": cp,
+                }
+            )
 
     def summary(items, key, fn):
         return fn([r[key] for r in items])
@@ -105,23 +122,31 @@ def main() -> None:
         "n_structures": len(rows),
         "crystal_systems": {k: len(v) for k, v in per_system.items()},
         "max_atoms": max(r["atoms"] for r in rows),
-        "vs_pdffit2_qmin0": {"min_corr": summary(rows, "corr_qmin0", min),
-                             "max_maxdiff": summary(rows, "maxdiff_qmin0", max)},
-        "vs_pdffit2_fourier_qmin": {"min_corr": summary(rows, "corr_qmin", min),
-                                    "max_maxdiff": summary(rows, "maxdiff_qmin", max)},
-        "vs_srreal": {"n": len(srreal),
-                      "min_corr_qmin0": summary(srreal, "corr_qmin0", min),
-                      "max_maxdiff_qmin0": summary(srreal, "maxdiff_qmin0", max),
-                      "min_corr_qmin": summary(srreal, "corr_qmin", min),
-                      "max_maxdiff_qmin": summary(srreal, "maxdiff_qmin", max),
-                      "pdffit2_vs_srreal_min_corr_qmin0": summary(srreal, "pdffit2_corr_qmin0", min)},
+        "vs_pdffit2_qmin0": {
+            "min_corr": summary(rows, "corr_qmin0", min),
+            "max_maxdiff": summary(rows, "maxdiff_qmin0", max),
+        },
+        "vs_pdffit2_fourier_qmin": {
+            "min_corr": summary(rows, "corr_qmin", min),
+            "max_maxdiff": summary(rows, "maxdiff_qmin", max),
+        },
+        "vs_srreal": {
+            "n": len(srreal),
+            "min_corr_qmin0": summary(srreal, "corr_qmin0", min),
+            "max_maxdiff_qmin0": summary(srreal, "maxdiff_qmin0", max),
+            "min_corr_qmin": summary(srreal, "corr_qmin", min),
+            "max_maxdiff_qmin": summary(srreal, "maxdiff_qmin", max),
+            "pdffit2_vs_srreal_min_corr_qmin0": summary(srreal, "pdffit2_corr_qmin0", min),
+        },
         "rows": rows,
         "srreal_rows": srreal,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
-    print(json.dumps({k: v for k, v in result.items() if k not in ("rows", "srreal_rows")}, indent=1))
+    print(
+        json.dumps({k: v for k, v in result.items() if k not in ("rows", "srreal_rows")}, indent=1)
+    )
 
 
 if __name__ == "__main__":

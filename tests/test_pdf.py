@@ -142,3 +142,13 @@ def test_nonsense_params_name_the_field(changes, field):
     with pytest.raises(ParamsError, match=field) as info:
         PdfParams(**changes)
     assert "\n" not in str(info.value)
+
+
+def test_torch_path_matches_compiled_kernel():
+    """The GPU path (run here on the CPU) gives the same curves as the numba kernel."""
+    structures = [_load(mid) for mid in FIXTURE_IDS[:3]] + [nickel()]
+    params = PdfParams()
+    expected = pdf.simulate_many(structures, params)
+    got = pdf.simulate_many(structures, params, device="cpu")
+    assert got.shape == expected.shape == (4, 209)
+    assert np.allclose(got, expected, rtol=1e-9, atol=1e-9)
