@@ -379,7 +379,7 @@ class PdfOperator:
         return (self.peaks @ hist) / (n_atoms * mean_b**2) - 4.0 * math.pi * rho0 * self.baseline
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=64)
 def pdf_operator(params: PdfParams, step: float = FINE_STEP) -> PdfOperator:
     """Build (once per PdfParams) the histogram -> G(r) operator of the fast engine."""
     rcut = params.rmax + R_EXTENSION

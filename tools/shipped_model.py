@@ -1,0 +1,277 @@
+"""How the shipped model (``src/pdfsg/pretrained/``) is made, end to end and resumable.
+
+Steps (each resumes where it stopped; run them in order)::
+
+    # 1. datasets with the paper's settings (labels, dedupe, 80/20 split by space group)
+    pdfsg dataset build ../shared/data/structures/mpts52_dev.csv.gz -o work/mpts52_paper45.h5
+    pdfsg dataset build ../shared/data/structures/mp20_biternary_dev.csv.gz -o work/mp20_paper45.h5
+    # 2. measurement-realism copies of every structure of those datasets (pdfsg.augment)
+    python tools/shipped_model.py augment work/mpts52_paper45.h5 ../shared/data/structures/mpts52_dev.csv.gz
+    python tools/shipped_model.py augment work/mp20_paper45.h5 ../shared/data/structures/mp20_biternary_dev.csv.gz
+    # 3. train one model per r range (clean + augmented training rows; clean test rows)
+    python tools/shipped_model.py train --rmax 30 --out work/train-r30 work/*_paper45.h5
+    python tools/shipped_model.py train --rmax 20 --out work/train-r20 work/*_paper45.h5
+    # 4. copy the artifacts into the package and write the family file
+    python tools/shipped_model.py install work/train-r30 work/train-r20 --name pdfsg-v1
+
+Augmented copies of a structure always share its split (no leakage between train and test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+
+CHUNK = 200
+
+
+def _aug_path(dataset: Path, copies: int) -> Path:
+    return dataset.with_name(dataset.stem + f".aug{copies}.parts")
+
+
+def _augment_chunk(task: tuple) -> tuple[int, int]:
+    """Clean + augmented curves of one chunk of records; writes ``<parts>/<i>.npz``."""
+    index, records, wanted, copies, parts, seed = task
+    path = parts / f"{index:05d}.npz"
+    if path.exists():
+        return index, 0
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from pdfsg import augment, pdf
+    from pdfsg.errors import PdfsgError
+    from pdfsg.params import PdfParams
+    from pdfsg.structures import record_structure
+
+    base = PdfParams()
+    cfg = augment.AugmentConfig(copies=copies)
+    pool = augment.ParamsPool(base, cfg, seed=seed)
+    ids, curves, meta = [], [], []
+    for rec in records:
+        if rec.id not in wanted:
+            continue
+        try:
+            s = record_structure(rec)
+            cx = pdf.cell_arrays(s, "xray")
+            try:
+                cn = pdf.cell_arrays(s, "neutron")
+            except PdfsgError:
+                cn = None
+            rng = np.random.default_rng([seed, int.from_bytes(rec.id.encode()[-8:], "little")])
+            got = list(augment.augmented_pdfs(cx, cn, base, cfg, rng, pool))
+        except PdfsgError:
+            continue
+        ids.append(rec.id)
+        curves.append(np.array([g for g, _ in got], dtype=np.float32))
+        meta.append([m for _, m in got])
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        ids=np.array(ids, dtype=object).astype(str),
+        G_aug=np.array(curves, dtype=np.float32).reshape(len(ids), copies, base.npoints),
+        meta=json.dumps(meta),
+    )
+    os.replace(tmp, path)
+    return index, len(ids)
+
+
+def cmd_augment(args: argparse.Namespace) -> None:
+    from multiprocessing import get_context
+
+    from tqdm import tqdm
+
+    from pdfsg.datasets import read_dataset
+    from pdfsg.structures import iter_records
+
+    ds = read_dataset(args.dataset)
+    wanted = set(ds.ids.tolist())
+    parts = _aug_path(Path(args.dataset), args.copies)
+    parts.mkdir(parents=True, exist_ok=True)
+    tasks, chunk = [], []
+    for rec in iter_records(args.source):
+        if rec.id in wanted:
+            chunk.append(rec)
+        if len(chunk) == CHUNK:
+            tasks.append((len(tasks), chunk, wanted, args.copies, parts, args.seed))
+            chunk = []
+    if chunk:
+        tasks.append((len(tasks), chunk, wanted, args.copies, parts, args.seed))
+    with get_context("fork").Pool(args.workers) as pool:
+        bar = tqdm(total=len(tasks), unit="chunk", desc=f"augment {Path(args.dataset).name}")
+        for _ in pool.imap_unordered(_augment_chunk, tasks):
+            bar.update()
+        bar.close()
+
+
+def load_augmented(dataset: Path, copies: int) -> dict[str, np.ndarray]:
+    """id -> (copies, npoints) augmented G of a dataset (from its parts folder)."""
+    out: dict[str, np.ndarray] = {}
+    for f in sorted(_aug_path(dataset, copies).glob("*.npz")):
+        if f.name.endswith(".tmp.npz"):
+            continue
+        with np.load(f, allow_pickle=False) as z:
+            for i, g in zip(z["ids"], z["G_aug"], strict=True):
+                out[str(i)] = g
+    return out
+
+
+def assemble(datasets: list[Path], copies: int, rmax: float):
+    """One in-memory Dataset: clean + augmented training rows, clean test rows, cut at rmax."""
+    from pdfsg.datasets import Dataset, read_dataset
+    from pdfsg.preprocess import normalize_minmax
+
+    parts = {k: [] for k in ("G", "y", "ids", "formula", "split")}
+    sources = []
+    params = None
+    labels = None
+    for path in datasets:
+        ds = read_dataset(path)
+        params = ds.params if params is None else params
+        labels = ds.labels if labels is None else labels
+        if ds.labels != labels or not ds.params.same_grid_and_physics(params):
+            raise SystemExit(f"{path}: other labels or PdfParams than {datasets[0]}")
+        aug = load_augmented(path, copies)
+        sources.append(
+            {
+                "file": str(path),
+                "manifest_source": ds.manifest.get("source"),
+                "n": len(ds),
+                "n_augmented": len(aug),
+            }
+        )
+        for i in range(len(ds)):
+            rows = [ds.G[i]]
+            if ds.split[i] == 0 and ds.ids[i] in aug:
+                rows += list(aug[ds.ids[i]])
+            for k, g in enumerate(rows):
+                parts["G"].append(g)
+                parts["y"].append(ds.y[i])
+                parts["ids"].append(ds.ids[i] if k == 0 else f"{ds.ids[i]}#aug{k}")
+                parts["formula"].append(ds.formula[i])
+                parts["split"].append(ds.split[i])
+    assert params is not None and labels is not None
+    new_params = params.replace(rmax=rmax)
+    n = new_params.npoints
+    G = np.asarray(parts["G"], dtype=np.float32)[:, :n]
+    order = np.argsort(np.asarray(parts["split"]), kind="stable")  # train rows first
+    manifest = {
+        "format": "pdfsg-dataset",
+        "format_version": 1,
+        "params": new_params.to_dict(),
+        "label_set": "paper45",
+        "labels": list(labels),
+        "source": sources,
+        "augment": {"copies": copies, "config": _augment_config(copies)},
+    }
+    return Dataset(
+        X=normalize_minmax(G[order]).astype(np.float32),
+        G=G[order],
+        y=np.asarray(parts["y"], dtype=np.int16)[order],
+        ids=np.asarray(parts["ids"], dtype=object)[order],
+        formula=np.asarray(parts["formula"], dtype=object)[order],
+        split=np.asarray(parts["split"], dtype=np.int8)[order],
+        r=new_params.r_grid(),
+        manifest=manifest,
+        params=new_params,
+        labels=tuple(labels),
+    )
+
+
+def _augment_config(copies: int) -> dict:
+    from pdfsg.augment import AugmentConfig
+
+    return AugmentConfig(copies=copies).to_dict()
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from pdfsg.train import train
+
+    ds = assemble([Path(p) for p in args.datasets], args.copies, args.rmax)
+    print(
+        f"assembled {len(ds)} rows ({int((ds.split == 0).sum())} train, "
+        f"{int((ds.split == 1).sum())} test), {ds.params.npoints} points",
+        flush=True,
+    )
+    bar = tqdm(unit="batch", desc=f"train r<={args.rmax:g}", mininterval=5)
+
+    def progress(ev):
+        bar.total = ev.total_batches
+        bar.n = ev.done_batches
+        if ev.metrics:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in ev.metrics.items() if isinstance(v, float)})
+        bar.refresh()
+
+    t = time.time()
+    result = train(
+        ds,
+        "pdfsg-net",
+        args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        device=args.device,
+        resume=args.resume,
+        progress=progress,
+    )
+    bar.close()
+    print(f"trained in {time.time() - t:.0f} s: {result}", flush=True)
+
+
+def cmd_install(args: argparse.Namespace) -> None:
+    root = Path(__file__).resolve().parents[1] / "src" / "pdfsg" / "pretrained"
+    names = []
+    for run in args.runs:
+        run = Path(run)
+        art = run / "model" if (run / "model" / "manifest.json").exists() else run
+        manifest = json.loads((art / "manifest.json").read_text())
+        rmax = manifest["params"]["rmax"]
+        name = f"{args.name}-r{rmax:g}"
+        dest = root / name
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(art, dest, ignore=shutil.ignore_patterns("checkpoint*", "*.tmp"))
+        names.append(name)
+    (root / "default.json").write_text(json.dumps({"models": names}, indent=1) + "\n")
+    print("installed", names, "into", root)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("augment")
+    a.add_argument("dataset")
+    a.add_argument("source")
+    a.add_argument("--copies", type=int, default=4)
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--workers", type=int, default=os.cpu_count())
+    a.set_defaults(func=cmd_augment)
+    t = sub.add_parser("train")
+    t.add_argument("datasets", nargs="+")
+    t.add_argument("--rmax", type=float, default=30.0)
+    t.add_argument("--copies", type=int, default=4)
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--out", required=True)
+    t.add_argument("--resume", action="store_true")
+    t.set_defaults(func=cmd_train)
+    i = sub.add_parser("install")
+    i.add_argument("runs", nargs="+")
+    i.add_argument("--name", default="pdfsg-v1")
+    i.set_defaults(func=cmd_install)
+    args = ap.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
