@@ -57,6 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"pdfsg {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"pdfsg {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,88 @@
+"""``pdfsg evaluate DATASET.h5 [--model M] [--split S] [--json FILE] [--report DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="top-k accuracy, confusions and figures of a model on a dataset split",
+        description=(
+            "Evaluate a trained model on a dataset file: top-k accuracy A1..A6 and their "
+            "differences, accuracy per space group and crystal system, the confusion matrix "
+            "and the group-subgroup relations of its largest confusions. The dataset must "
+            "have been simulated with the model's PdfParams and label set."
+        ),
+    )
+    p.add_argument("dataset", metavar="DATASET.h5", help="dataset file")
+    p.add_argument(
+        "--model", default="default", help="model folder or shipped name (default: shipped)"
+    )
+    p.add_argument("--split", choices=("test", "train", "all"), default="test")
+    p.add_argument("--json", metavar="FILE", help="write all metrics as JSON (fractions)")
+    p.add_argument("--report", metavar="DIR", help="write the figures (PNG) and metrics.json")
+    p.add_argument(
+        "--allow-params-mismatch",
+        action="store_true",
+        help="accept a dataset simulated with other non-grid PdfParams (Qdamp, Uiso...) "
+        "than the model's (e.g. a robustness test set); the r grid must still match",
+    )
+    p.add_argument("--device", default="cpu", help="torch device for networks (cpu)")
+    p.set_defaults(func=run)
+
+
+def _model_dir(name: str, params) -> Path:
+    """A model folder for ``name``: a folder, a shipped model, or the member of a shipped
+    family whose grid matches the dataset."""
+    from pdfsg.artifact import read_manifest, resolve_model_dir
+    from pdfsg.errors import ModelError
+    from pdfsg.params import PdfParams
+
+    try:
+        from pdfsg.predict import resolve_model_paths
+    except ImportError:  # pragma: no cover
+        return resolve_model_dir(name)
+    paths = resolve_model_paths(name)
+    if len(paths) == 1:
+        return paths[0]
+    for path in paths:
+        mp = PdfParams.from_dict(read_manifest(path)["params"])
+        if mp.npoints == params.npoints and abs(mp.rmin - params.rmin) < 1e-9:
+            return path
+    raise ModelError(f"no model of {name!r} has the dataset's r grid ({params.npoints} points)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pdfsg.artifact import load_history, load_model
+    from pdfsg.datasets import read_dataset
+    from pdfsg.evaluate import evaluate
+
+    ds = read_dataset(args.dataset)
+    folder = _model_dir(args.model, ds.params)
+    model = load_model(folder, device=args.device)
+    ev = evaluate(model, ds, args.split, allow_physics_mismatch=args.allow_params_mismatch)
+    doc = ev.to_json()
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    if args.report:
+        from pdfsg.report import write_report
+
+        write_report(ev, args.report, history=load_history(folder))
+    top = ev.top_k
+    print(
+        f"{Path(args.dataset).name} [{args.split}, n = {ev.n}] model {doc['model']['name']}: "
+        + "  ".join(f"A{k} {100 * v:.1f}%" for k, v in sorted(top.items()))
+    )
+    for c in ev.confusions[:5]:
+        print(
+            f"  {c['true_symbol']} ({c['true']}) -> {c['predicted_symbol']} ({c['predicted']}) "
+            f"{100 * c['rate']:.1f}%: {c['relation']['kind']}"
+        )
+    return 0

@@ -1,0 +1,313 @@
+"""Metrics of a classifier on a dataset split: top-k accuracy, per-group and per-crystal-system
+accuracy, the confusion matrix and a group-subgroup reading of its largest confusions.
+
+Definitions (paper section 3)
+    A_k = fraction of rows whose true space group is among the k most probable (Fig. 2);
+    ΔA_k = A_k - A_(k-1) for k >= 2;
+    the confusion matrix M has rows = true label, columns = predicted (top-1) label, and is
+    row-normalised: M[i, j] = fraction of rows of true class i predicted as j (Fig. 6).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pdfsg.errors import DatasetError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pdfsg.datasets import Dataset
+
+__all__ = [
+    "Evaluation",
+    "confusion_matrix",
+    "delta_top_k",
+    "evaluate",
+    "evaluate_proba",
+    "per_class_accuracy",
+    "top_confusions",
+    "top_k_accuracy",
+]
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("test", "train", "all")
+
+
+def top_k_accuracy(
+    proba: np.ndarray, y: np.ndarray, ks: Iterable[int] = range(1, 7)
+) -> dict[int, float]:
+    """A_k: fraction of rows whose true class ``y`` is among the ``k`` highest ``proba``.
+
+    Ties are broken by class order (stable sort of -proba).  ``k`` larger than the number of
+    classes counts every row as correct.
+    """
+    proba = np.asarray(proba)
+    y = np.asarray(y, dtype=np.int64)
+    if proba.ndim != 2 or proba.shape[0] != y.shape[0]:
+        raise ValueError(f"proba {proba.shape} and y {y.shape} do not match")
+    if y.size == 0:
+        raise ValueError("top_k_accuracy of zero rows")
+    order = np.argsort(-proba, axis=1, kind="stable")
+    rank = np.argmax(order == y[:, None], axis=1)  # 0-based rank of the true class
+    return {int(k): float(np.mean(rank < k)) for k in ks}
+
+
+def delta_top_k(acc: dict[int, float]) -> dict[int, float]:
+    """ΔA_k = A_k - A_(k-1) for every k >= 2 present with its predecessor."""
+    return {k: acc[k] - acc[k - 1] for k in sorted(acc) if k - 1 in acc}
+
+
+def confusion_matrix(
+    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, normalize: bool = True
+) -> np.ndarray:
+    """Confusion matrix (rows true, columns predicted); row-normalised when ``normalize``
+    (rows of classes without data stay zero)."""
+    m = np.zeros((n_classes, n_classes), dtype=np.float64)
+    np.add.at(m, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
+    if normalize:
+        s = m.sum(axis=1, keepdims=True)
+        m = np.divide(m, s, out=np.zeros_like(m), where=s > 0)
+    return m
+
+
+def per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Top-1 accuracy of each class (NaN for a class without rows)."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    n = np.bincount(y_true, minlength=n_classes).astype(np.float64)
+    ok = np.bincount(y_true[y_true == np.asarray(y_pred)], minlength=n_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, ok / n, np.nan)
+
+
+def _sg_info(number: int) -> dict[str, Any]:
+    try:
+        from pdfsg import spacegroups
+
+        g = spacegroups.get(int(number))
+        return {"symbol": g.symbol, "crystal_system": g.crystal_system, "order": g.order}
+    except Exception:
+        return {"symbol": str(number), "crystal_system": "unknown", "order": None}
+
+
+def _relation(a: int, b: int) -> dict[str, str]:
+    try:
+        from pdfsg import spacegroups
+
+        rel = spacegroups.relation(int(a), int(b))
+        return {"kind": str(rel.kind), "detail": rel.detail}
+    except Exception:
+        return {"kind": "unknown", "detail": "group-subgroup table unavailable"}
+
+
+def top_confusions(
+    cm: np.ndarray, labels: tuple[int, ...] | list[int], k: int = 10, min_rate: float = 0.0
+) -> list[dict[str, Any]]:
+    """The ``k`` largest off-diagonal entries of a row-normalised confusion matrix, each with
+    the group-subgroup relation of (true, predicted) from :func:`pdfsg.spacegroups.relation`.
+    """
+    off = np.array(cm, dtype=np.float64, copy=True)
+    np.fill_diagonal(off, -1.0)
+    flat = np.argsort(-off, axis=None, kind="stable")
+    out: list[dict[str, Any]] = []
+    for f in flat[:k]:
+        i, j = np.unravel_index(int(f), off.shape)
+        rate = float(off[i, j])
+        if rate <= min_rate:
+            break
+        t, p = int(labels[i]), int(labels[j])
+        out.append(
+            {
+                "true": t,
+                "true_symbol": _sg_info(t)["symbol"],
+                "predicted": p,
+                "predicted_symbol": _sg_info(p)["symbol"],
+                "rate": rate,
+                "relation": _relation(t, p),
+            }
+        )
+    return out
+
+
+@dataclass
+class Evaluation:
+    """All metrics of one evaluation; :meth:`to_json` gives the ``--json`` document."""
+
+    n: int
+    split: str
+    labels: tuple[int, ...]
+    top_k: dict[int, float]
+    confusion: np.ndarray  # row-normalised, model class order
+    counts: np.ndarray  # rows per class in the evaluated split
+    train_counts: np.ndarray | None  # rows per class in the model's training data
+    per_class: np.ndarray
+    confusions: list[dict[str, Any]]
+    model: dict[str, Any] = field(default_factory=dict)
+    dataset: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def delta_top_k(self) -> dict[int, float]:
+        return delta_top_k(self.top_k)
+
+    def per_crystal_system(self) -> dict[str, dict[str, float]]:
+        """Row-weighted top-1 accuracy per crystal system."""
+        acc: dict[str, list[float]] = {}
+        for lab, n, a in zip(self.labels, self.counts, self.per_class, strict=True):
+            if n == 0:
+                continue
+            cs = _sg_info(lab)["crystal_system"]
+            s = acc.setdefault(cs, [0.0, 0.0])
+            s[0] += a * n
+            s[1] += n
+        return {cs: {"accuracy": v[0] / v[1], "n": int(v[1])} for cs, v in acc.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        per_group = []
+        for i, lab in enumerate(self.labels):
+            info = _sg_info(lab)
+            per_group.append(
+                {
+                    "space_group": int(lab),
+                    "symbol": info["symbol"],
+                    "crystal_system": info["crystal_system"],
+                    "order": info["order"],
+                    "n": int(self.counts[i]),
+                    "n_train": None if self.train_counts is None else int(self.train_counts[i]),
+                    "accuracy": None if np.isnan(self.per_class[i]) else float(self.per_class[i]),
+                }
+            )
+        return {
+            "n": int(self.n),
+            "split": self.split,
+            "top_k_accuracy": {str(k): v for k, v in sorted(self.top_k.items())},
+            "delta_top_k_accuracy": {str(k): v for k, v in sorted(self.delta_top_k.items())},
+            "per_class_accuracy": per_group,
+            "per_crystal_system_accuracy": self.per_crystal_system(),
+            "top_confusions": self.confusions,
+            "confusion_matrix": {
+                "labels": [int(v) for v in self.labels],
+                "normalized": "rows (true label)",
+                "matrix": np.round(self.confusion, 6).tolist(),
+            },
+            "model": self.model,
+            "dataset": self.dataset,
+        }
+
+
+def evaluate_proba(
+    proba: np.ndarray,
+    y: np.ndarray,
+    labels: tuple[int, ...],
+    *,
+    split: str = "test",
+    train_counts: np.ndarray | None = None,
+    n_confusions: int = 10,
+) -> Evaluation:
+    """Metrics from predicted probabilities (n, K) and true class indices ``y`` (model order)."""
+    y = np.asarray(y, dtype=np.int64)
+    if y.size == 0:
+        raise DatasetError(f"the {split} split is empty; nothing to evaluate")
+    K = len(labels)
+    pred = np.argmax(proba, axis=1)
+    cm = confusion_matrix(y, pred, K)
+    return Evaluation(
+        n=int(y.size),
+        split=split,
+        labels=tuple(int(v) for v in labels),
+        top_k=top_k_accuracy(proba, y, range(1, 7)),
+        confusion=cm,
+        counts=np.bincount(y, minlength=K),
+        train_counts=train_counts,
+        per_class=per_class_accuracy(y, pred, K),
+        confusions=top_confusions(cm, labels, n_confusions),
+    )
+
+
+def _rows(ds: Dataset, split: str) -> np.ndarray:
+    if split == "all":
+        return np.arange(len(ds))
+    if split == "train":
+        return np.flatnonzero(ds.split == 0)
+    if split == "test":
+        return np.flatnonzero(ds.split == 1)
+    raise DatasetError(f"unknown split {split!r}; choose test, train or all")
+
+
+def _train_counts(classifier: Any) -> np.ndarray | None:
+    """Training rows per model class from the model manifest (dataset counts), if recorded."""
+    described = (classifier.manifest or {}).get("training", {}).get("dataset", {})
+    counts = described.get("train_counts") or described.get("counts")
+    if not isinstance(counts, dict):
+        return None
+    return np.array([int(counts.get(str(lab), 0)) for lab in classifier.labels], dtype=np.int64)
+
+
+def evaluate(
+    classifier: Any,
+    dataset: Dataset,
+    split: str = "test",
+    *,
+    allow_physics_mismatch: bool = False,
+    n_confusions: int = 10,
+    batch_size: int = 4096,
+) -> Evaluation:
+    """Evaluate a loaded classifier on one split of a dataset.
+
+    Parameters
+    ----------
+    classifier : from :func:`pdfsg.artifact.load_model`
+    dataset : Dataset
+    split : ``"test"``, ``"train"`` or ``"all"``
+    allow_physics_mismatch : bool
+        Accept a dataset simulated with other non-grid PdfParams (Qdamp, Uiso...) than the
+        model's; the grid must match regardless.
+
+    Raises
+    ------
+    DatasetError
+        Other PdfParams or labels than the model's, or an empty split.
+    """
+    from pdfsg.artifact import check_compatible
+
+    check_compatible(
+        classifier,
+        dataset.params,
+        dataset.labels,
+        allow_physics_mismatch=allow_physics_mismatch,
+    )
+    rows = _rows(dataset, split)
+    if rows.size == 0:
+        raise DatasetError(f"the {split} split of the dataset is empty; nothing to evaluate")
+    lookup = np.full(231, -1, dtype=np.int64)
+    lookup[np.asarray(classifier.labels, dtype=np.int64)] = np.arange(len(classifier.labels))
+    y = lookup[np.asarray(dataset.y[rows], dtype=np.int64)]
+    X = dataset.X[rows]
+    proba = np.concatenate(
+        [classifier.predict_proba(X[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+    )
+    result = evaluate_proba(
+        proba,
+        y,
+        classifier.labels,
+        split=split,
+        train_counts=_train_counts(classifier),
+        n_confusions=n_confusions,
+    )
+    m = classifier.manifest or {}
+    result.model = {
+        "name": m.get("name"),
+        "kind": classifier.kind,
+        "folder": m.get("_folder"),
+        "preset": m.get("training", {}).get("preset"),
+    }
+    dm = dataset.manifest
+    result.dataset = {
+        "source": dm.get("source"),
+        "label_set": dm.get("label_set"),
+        "n": len(dataset),
+    }
+    return result

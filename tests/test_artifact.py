@@ -1,0 +1,167 @@
+"""Model folders: save / load round trip, manifest content, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+from pdfsg.artifact import check_compatible, load_model, read_manifest, save_model  # noqa: E402
+from pdfsg.errors import DatasetError, ModelError  # noqa: E402
+from pdfsg.models import LogRegClassifier, NetClassifier  # noqa: E402
+from pdfsg.models.cnn import PaperCNNConfig, PdfsgNetConfig, build_network  # noqa: E402
+from pdfsg.params import PdfParams  # noqa: E402
+
+LABELS = (2, 14, 62, 139, 225)
+
+
+def _net_classifier(kind: str, params: PdfParams, members: int = 2) -> NetClassifier:
+    if kind == "cnn-paper":
+        cfg = PaperCNNConfig(n_classes=5, npoints=params.npoints, filters=(8, 4), kernel_size=6)
+    else:
+        cfg = PdfsgNetConfig(
+            n_classes=5,
+            npoints=params.npoints,
+            rmin=params.rmin,
+            rstep=params.rstep,
+            stem_channels=8,
+            stages=((8, 2, 1), (16, 2, 2)),
+        )
+    nets = []
+    for i in range(members):
+        torch.manual_seed(i)
+        net = build_network(kind, cfg)
+        # non-trivial batch-norm statistics, so that buffers are part of the round trip
+        net.train()
+        with torch.no_grad():
+            net(torch.rand(16, params.npoints))
+        nets.append(net)
+    return NetClassifier(kind, LABELS, params, cfg.to_dict(), nets)
+
+
+def _logreg_classifier(feature: str, params: PdfParams) -> LogRegClassifier:
+    from pdfsg.models.logreg import feature_dim
+
+    rng = np.random.default_rng(0)
+    d = feature_dim(params.npoints, feature)
+    return LogRegClassifier(
+        labels=LABELS,
+        params=params,
+        coef=rng.normal(size=(5, d)).astype(np.float32) * 0.1,
+        intercept=rng.normal(size=5).astype(np.float32),
+        config={"feature": feature, "alpha": 1e-5, "l1_ratio": 1.0},
+    )
+
+
+@pytest.mark.parametrize("kind", ["cnn-paper", "pdfsg-net", "logreg-x", "logreg-x2"])
+def test_round_trip_gives_identical_probabilities(kind, tmp_path):
+    params = PdfParams(rmax=20.0) if kind == "pdfsg-net" else PdfParams()
+    if kind.startswith("logreg"):
+        clf = _logreg_classifier(kind.split("-")[1], params)
+    else:
+        clf = _net_classifier(kind, params)
+    X = np.random.default_rng(1).random((7, params.npoints)).astype(np.float32)
+    before = clf.predict_proba(X)
+    folder = save_model(
+        tmp_path / "model",
+        clf,
+        training={"dataset": {"label_set": "paper45", "n": 10}},
+        metrics={"top_k_accuracy": {"1": 0.5}},
+    )
+    # nothing pickled: every weight file reads back with weights_only=True / allow_pickle=False
+    for f in folder.iterdir():
+        if f.suffix == ".pt":
+            torch.load(f, weights_only=True)
+        if f.suffix == ".npz":
+            np.load(f, allow_pickle=False)
+    loaded = load_model(folder)
+    assert loaded.kind == clf.kind and loaded.labels == LABELS
+    assert loaded.params == params
+    assert np.array_equal(loaded.predict_proba(X), before)
+    assert np.allclose(before.sum(1), 1)
+    m = read_manifest(folder)
+    for key in ("kind", "config", "labels", "params", "preprocessing", "training", "metrics",
+                "pdfsg_version", "created", "weights"):  # fmt: skip
+        assert key in m
+    if kind in ("cnn-paper", "pdfsg-net"):
+        assert m["ensemble"] == 2 and len(m["weights"]) == 2
+
+
+def test_copy_model_ships_only_the_artifact(tmp_path):
+    from pdfsg.artifact import copy_model
+
+    clf = _net_classifier("pdfsg-net", PdfParams(), members=1)
+    src = save_model(tmp_path / "run", clf, history={"members": [[]]})
+    (src / "checkpoint.pt").write_bytes(b"big")
+    dst = copy_model(src, tmp_path / "pretrained" / "default")
+    assert sorted(p.name for p in dst.iterdir()) == [
+        "history.json",
+        "manifest.json",
+        "weights-0.pt",
+    ]
+    assert read_manifest(dst)["name"] == "default"
+    X = np.random.default_rng(0).random((3, 209))
+    assert np.array_equal(load_model(dst).predict_proba(X), clf.predict_proba(X))
+
+
+def test_pdfsg_net_accepts_a_shorter_input_but_paper_cnn_refuses(tmp_path):
+    params = PdfParams()
+    net = _net_classifier("pdfsg-net", params, members=1)
+    p = net.predict_proba(np.random.default_rng(0).random((2, 120)), start=3)
+    assert p.shape == (2, 5)
+    cnn = _net_classifier("cnn-paper", params, members=1)
+    with pytest.raises(ModelError, match="expects the full grid of 209 points"):
+        cnn.predict_proba(np.zeros((2, 120)))
+
+
+def test_load_errors_are_one_line(tmp_path):
+    clf = _net_classifier("cnn-paper", PdfParams(), members=1)
+    folder = save_model(tmp_path / "m", clf)
+
+    def one_line(match, path=folder, **kw):
+        with pytest.raises(ModelError, match=match) as info:
+            load_model(path, **kw)
+        assert "\n" not in str(info.value)
+
+    one_line("model folder not found", tmp_path / "nope" / "x")
+    one_line("no model folder 'no-such-model' and no pretrained", "no-such-model")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_line("no manifest.json", empty)
+
+    weights = folder / "weights-0.pt"
+    good = weights.read_bytes()
+    weights.write_bytes(good[: len(good) // 2])
+    one_line("corrupted \\(sha256")
+    one_line("weight file is corrupted", verify=False)
+    weights.unlink()
+    one_line("weight file missing")
+    weights.write_bytes(good)
+    load_model(folder)
+
+    manifest = folder / "manifest.json"
+    text = manifest.read_text()
+    m = json.loads(text)
+    m["labels"] = m["labels"][:-1]
+    manifest.write_text(json.dumps(m))
+    one_line("config has 5 classes but 4 labels")
+    manifest.write_text(text[:50])
+    one_line("manifest is corrupted")
+    manifest.write_text(json.dumps({"format": "something-else"}))
+    one_line("not a pdfsg model manifest")
+
+
+def test_check_compatible_refuses_other_params_and_labels():
+    clf = _logreg_classifier("x", PdfParams())
+    check_compatible(clf, PdfParams(), LABELS[:3])
+    with pytest.raises(DatasetError, match=r"other PdfParams than the model \(qdamp 0.06 vs 0.04"):
+        check_compatible(clf, PdfParams(qdamp=0.06), LABELS)
+    check_compatible(clf, PdfParams(qdamp=0.06), LABELS, allow_physics_mismatch=True)
+    with pytest.raises(DatasetError, match="other PdfParams"):  # the grid always has to match
+        check_compatible(clf, PdfParams(rmax=20.0), LABELS, allow_physics_mismatch=True)
+    with pytest.raises(DatasetError, match=r"label set mismatch.*\(1, 230\)"):
+        check_compatible(clf, PdfParams(), (1, *LABELS, 230))

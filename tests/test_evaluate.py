@@ -1,0 +1,134 @@
+"""Top-k accuracy, confusion matrix, group-subgroup reading, `pdfsg evaluate`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+from test_train import LABELS, make_dataset  # noqa: E402
+
+from pdfsg.errors import DatasetError  # noqa: E402
+from pdfsg.evaluate import (  # noqa: E402
+    confusion_matrix,
+    delta_top_k,
+    evaluate,
+    evaluate_proba,
+    per_class_accuracy,
+    top_confusions,
+    top_k_accuracy,
+)
+from pdfsg.params import PdfParams  # noqa: E402
+
+
+def test_top_k_by_hand():
+    proba = np.array(
+        [
+            [0.5, 0.3, 0.2, 0.0],  # true 0: rank 1
+            [0.5, 0.3, 0.2, 0.0],  # true 2: rank 3
+            [0.1, 0.2, 0.3, 0.4],  # true 1: rank 3
+            [0.4, 0.1, 0.2, 0.3],  # true 3: rank 2
+        ]
+    )
+    y = np.array([0, 2, 1, 3])
+    acc = top_k_accuracy(proba, y, range(1, 6))
+    assert acc == {1: 0.25, 2: 0.5, 3: 1.0, 4: 1.0, 5: 1.0}
+    assert delta_top_k(acc) == {2: 0.25, 3: 0.5, 4: 0.0, 5: 0.0}
+    pred = proba.argmax(1)  # 0, 0, 3, 0
+    cm = confusion_matrix(y, pred, 4)
+    assert cm[0, 0] == 1 and cm[2, 0] == 1 and cm[1, 3] == 1 and cm[3, 0] == 1
+    assert np.allclose(cm.sum(1), 1)
+    counts = confusion_matrix(y, pred, 4, normalize=False)
+    assert counts.sum() == 4
+    assert np.array_equal(per_class_accuracy(y, pred, 5)[:4], [1, 0, 0, 0])
+    assert np.isnan(per_class_accuracy(y, pred, 5)[4])
+
+
+def test_top_confusions_read_group_subgroup_relations():
+    labels = (2, 14, 225)  # P-1, P2_1/c, Fm-3m
+    cm = np.array([[0.6, 0.3, 0.1], [0.05, 0.95, 0.0], [0.0, 0.2, 0.8]])
+    top = top_confusions(cm, labels, k=3)
+    assert [(c["true"], c["predicted"]) for c in top] == [(2, 14), (225, 14), (2, 225)]
+    assert top[0]["rate"] == 0.3 and top[0]["true_symbol"] == "P-1"
+    assert top[0]["relation"]["kind"] == "maximal subgroup"
+    assert "P2_1/c" in top[0]["relation"]["detail"]
+
+
+def test_evaluate_proba_json_document():
+    proba = np.eye(3)[[0, 1, 2, 2]] * 0.9 + 0.1 / 3
+    ev = evaluate_proba(proba, np.array([0, 1, 2, 1]), (2, 14, 225))
+    doc = ev.to_json()
+    assert doc["n"] == 4 and doc["top_k_accuracy"]["1"] == 0.75
+    assert set(doc["top_k_accuracy"]) == {"1", "2", "3", "4", "5", "6"}
+    assert doc["per_class_accuracy"][1]["accuracy"] == 0.5
+    assert doc["top_confusions"][0]["true"] == 14 and doc["top_confusions"][0]["predicted"] == 225
+    json.dumps(doc)
+    with pytest.raises(DatasetError, match="empty"):
+        evaluate_proba(np.zeros((0, 3)), np.zeros(0), (2, 14, 225))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small trained pdfsg-net (2 epochs) and its dataset."""
+    from pdfsg.train import train
+
+    tmp = tmp_path_factory.mktemp("ev")
+    path = make_dataset(tmp / "d.h5")
+    train(
+        path,
+        "pdfsg-net",
+        tmp / "model",
+        epochs=2,
+        device="cpu",
+        model_overrides={"stem_channels": 8, "stages": [[8, 2, 1], [16, 2, 2]]},
+    )
+    return path, tmp / "model"
+
+
+def test_cli_evaluate_writes_json_and_report(trained, tmp_path, capsys):
+    from pdfsg.cli import main
+
+    data, model = trained
+    rc = main(
+        ["evaluate", str(data), "--model", str(model), "--split", "all",
+         "--json", str(tmp_path / "m.json"), "--report", str(tmp_path / "rep")]
+    )  # fmt: skip
+    assert rc == 0
+    assert "A6" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "m.json").read_text())
+    assert doc["n"] == 240 and doc["split"] == "all"
+    assert all(0 <= doc["top_k_accuracy"][str(k)] <= 1 for k in range(1, 7))
+    assert doc["top_k_accuracy"]["6"] == 1.0  # 6 classes
+    assert len(doc["per_class_accuracy"]) == len(LABELS)
+    assert doc["per_class_accuracy"][0]["n_train"] == 30
+    for name in ("top_k_accuracy", "accuracy_per_group", "confusion_matrix", "learning_curves"):
+        png = tmp_path / "rep" / f"{name}.png"
+        assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_refuses_mismatched_data(trained, tmp_path, capsys):
+    from pdfsg.artifact import load_model
+    from pdfsg.cli import main
+    from pdfsg.datasets import read_dataset
+
+    _, model_dir = trained
+    model = load_model(model_dir)
+    other = make_dataset(tmp_path / "q.h5", n_per_class=3, params=PdfParams(qmax=20.0))
+    with pytest.raises(DatasetError, match=r"other PdfParams than the model \(qmax 20"):
+        evaluate(model, read_dataset(other))
+    rc = main(["evaluate", str(other), "--model", str(model_dir)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "other PdfParams" in err
+
+    more = make_dataset(tmp_path / "l.h5", n_per_class=3, labels=(*LABELS, 230))
+    with pytest.raises(DatasetError, match="label set mismatch"):
+        evaluate(model, read_dataset(more))
+
+    no_test = make_dataset(tmp_path / "e.h5", n_per_class=3, test_fraction=0.0)
+    with pytest.raises(DatasetError, match="test split of the dataset is empty"):
+        evaluate(model, read_dataset(no_test), "test")
+    assert evaluate(model, read_dataset(no_test), "train").n == 18

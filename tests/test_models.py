@@ -1,0 +1,142 @@
+"""Networks (paper CNN, pdfsg-net) and the elastic-net logistic regression."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+from pdfsg.models.cnn import (  # noqa: E402
+    PaperCNN,
+    PaperCNNConfig,
+    PdfsgNet,
+    PdfsgNetConfig,
+    build_network,
+    config_from_dict,
+)
+from pdfsg.models.logreg import (  # noqa: E402
+    LogRegConfig,
+    feature_dim,
+    fit_logreg,
+    logreg_predict_proba,
+    quadratic_features,
+)
+from pdfsg.params import PdfParams  # noqa: E402
+
+
+def test_paper_cnn_is_the_paper_architecture():
+    cfg = PaperCNNConfig()  # defaults = the paper's final model
+    assert (cfg.filters, cfg.kernel_size, cfg.hidden, cfg.pool) == ((256, 64), 32, 128, 2)
+    assert cfg.npoints == PdfParams().npoints == 209
+    assert cfg.flat_features == 104 * 64 == 6656
+    net = PaperCNN(cfg).eval()
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [
+        (1, 256, 32),
+        (256, 64, 32),
+    ]
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in net.modules()) == 2
+    x = torch.rand(3, 209)
+    # 'same' padding keeps the length through both convolutions, pooling halves it
+    h = net.features[:7](x[:, None])
+    assert h.shape == (3, 64, 209)
+    assert net.features(x[:, None]).shape == (3, 64, 104)
+    assert net(x).shape == (3, 45)
+    # He-normal initialisation: std ~ sqrt(2 / fan_in)
+    w = convs[1].weight.detach()
+    assert abs(float(w.std()) / math.sqrt(2 / (256 * 32)) - 1) < 0.05
+    with pytest.raises(ValueError, match="209 input points"):
+        net(torch.rand(2, 150))
+
+
+def test_pdfsg_net_takes_any_length_and_knows_its_grid():
+    short = PdfParams(rmax=20.0)
+    cfg = PdfsgNetConfig(n_classes=7, npoints=short.npoints, rmin=short.rmin, rstep=short.rstep)
+    net = PdfsgNet(cfg).eval()
+    with torch.no_grad():
+        for n in (short.npoints, 209, 40):
+            assert net(torch.rand(2, n)).shape == (2, 7)
+        x = torch.rand(2, 60)
+        # the coordinate channel makes the answer depend on where the points sit in r
+        assert not torch.allclose(net(x, start=0), net(x, start=30))
+    n_params = sum(p.numel() for p in net.parameters())
+    n_paper = sum(p.numel() for p in PaperCNN(PaperCNNConfig(n_classes=7)).parameters())
+    assert n_params < n_paper / 3
+
+
+def test_config_round_trip():
+    for kind, cfg in (
+        ("cnn-paper", PaperCNNConfig(filters=(128, 32), kernel_size=24, n_classes=5)),
+        ("pdfsg-net", PdfsgNetConfig(stages=((16, 2, 1), (32, 1, 2)), n_classes=5)),
+    ):
+        d = cfg.to_dict()
+        assert config_from_dict(kind, d) == cfg
+        net = build_network(kind, cfg)
+        assert isinstance(net, torch.nn.Module)
+    with pytest.raises(ValueError, match="unknown cnn-paper config field"):
+        config_from_dict("cnn-paper", {"filterz": [1, 2]})
+
+
+def test_quadratic_features_match_eq5():
+    assert feature_dim(209, "x2") == 21736 and feature_dim(209, "x") == 209
+    rng = np.random.default_rng(0)
+    X = rng.random((5, 6)).astype(np.float32)
+    F = quadratic_features(X, batch_size=2)
+    expect = [[x[i] * x[j] for i in range(6) for j in range(i + 1, 6)] for x in X]
+    assert F.dtype == np.float32 and F.shape == (5, 15)
+    assert np.allclose(F, expect)
+
+
+def _bumps(n_per_class: int, n_classes: int, d: int, seed: int):
+    rng = np.random.default_rng(seed)
+    grid = np.arange(d)
+    centers = np.random.default_rng(99).uniform(5, d - 5, size=(n_classes, 3))
+    X, y = [], []
+    for c in range(n_classes):
+        for _ in range(n_per_class):
+            g = sum(
+                np.exp(-0.5 * ((grid - m) / 2.0) ** 2) for m in centers[c] + rng.normal(0, 1, 3)
+            )
+            g = g + 0.1 * rng.normal(size=d)
+            X.append((g - g.min()) / (g.max() - g.min()))
+            y.append(c)
+    return np.asarray(X, dtype=np.float32), np.asarray(y)
+
+
+def test_logreg_on_x_beats_chance_and_records_cv():
+    X, y = _bumps(30, 8, 60, seed=1)
+    Xt, yt = _bumps(10, 8, 60, seed=2)
+    cfg = LogRegConfig(feature="x", alphas=(1e-4, 1e-2), l1_ratios=(0.5, 1.0), max_iter=200)
+    fit = fit_logreg(X, y, 8, cfg)
+    proba = logreg_predict_proba(Xt, fit.coef, fit.intercept, "x")
+    assert np.allclose(proba.sum(1), 1)
+    acc = float((proba.argmax(1) == yt).mean())
+    assert acc > 3 / 8  # chance is 1/8
+    assert len(fit.cv["points"]) == 4 and fit.cv["chosen"]["alpha"] in (1e-4, 1e-2)
+    assert fit.cv["folds"] == 3
+    best = max(p["mean_accuracy"] for p in fit.cv["points"])
+    chosen = [
+        p for p in fit.cv["points"] if p["alpha"] == fit.alpha and p["l1_ratio"] == fit.l1_ratio
+    ]
+    assert chosen[0]["mean_accuracy"] == best
+
+
+def test_logreg_x2_probabilities_are_sklearns():
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _bumps(15, 4, 20, seed=3)
+    cfg = LogRegConfig(feature="x2", alphas=(1e-3,), l1_ratios=(1.0,), cv_folds=0, max_iter=50)
+    fit = fit_logreg(X, y, 5, cfg)  # class 4 has no rows
+    assert fit.coef.shape == (5, 190) and fit.cv["folds"] == 0
+    proba = logreg_predict_proba(X, fit.coef, fit.intercept, "x2", batch_size=7)
+    assert proba[:, 4].max() < 1e-10
+    assert float((proba.argmax(1) == y).mean()) > 0.5
+    # the multinomial softmax is sklearn's predict_proba
+    F = quadratic_features(X)
+    sk = LogisticRegression(C=1.0, solver="lbfgs", max_iter=300).fit(F, y)
+    mine = logreg_predict_proba(X, sk.coef_, sk.intercept_, "x2")
+    assert np.allclose(mine, sk.predict_proba(F), atol=1e-5)
