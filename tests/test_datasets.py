@@ -14,7 +14,6 @@ import pdfsg.datasets as ds
 from pdfsg.cli import main
 from pdfsg.datasets import (
     build_dataset,
-    normalise_minmax,
     parts_dir,
     read_dataset,
     read_manifest,
@@ -24,6 +23,7 @@ from pdfsg.datasets import (
 from pdfsg.errors import DatasetError, ParamsError
 from pdfsg.params import PdfParams
 from pdfsg.pdf import simulate
+from pdfsg.preprocess import normalize_minmax
 from pdfsg.structures import StructureRecord, iter_records, parse_structure
 
 DATA = Path(__file__).parent / "data" / "structures"
@@ -79,7 +79,7 @@ def test_build_contents_and_manifest(textbook):
     g_ni = simulate(parse_structure(ni.cif, "ni"), PdfParams(), "fast")
     row = list(d.ids).index("tb-Ni")
     np.testing.assert_allclose(d.G[row], g_ni, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(d.X[row], normalise_minmax(g_ni), atol=1e-6)
+    np.testing.assert_allclose(d.X[row], normalize_minmax(g_ni), atol=1e-6)
     assert d.X.min() == 0 and d.X.max() == 1
     m = d.manifest
     assert m["format"] == "pdfsg-dataset" and m["format_version"] == 1
@@ -260,11 +260,6 @@ def test_stratified_split():
     np.testing.assert_array_equal(split, stratified_split(y, 0.2, seed=0))
     assert any((stratified_split(y, 0.2, seed=s) != split).any() for s in range(1, 5))
     assert stratified_split(y, 0.0).sum() == 0
-
-
-def test_normalise_minmax():
-    g = np.array([[-1.0, 0.0, 3.0], [2.0, 2.0, 2.0]])
-    np.testing.assert_allclose(normalise_minmax(g), [[0, 0.25, 1], [0, 0, 0]])
 
 
 # --------------------------------------------------------------------------- read errors

@@ -6,11 +6,18 @@ Steps (each resumes where it stopped; run them in order)::
     pdfsg dataset build ../shared/data/structures/mpts52_dev.csv.gz -o work/mpts52_paper45.h5
     pdfsg dataset build ../shared/data/structures/mp20_biternary_dev.csv.gz -o work/mp20_paper45.h5
     # 2. measurement-realism copies of every structure of those datasets (pdfsg.augment)
-    python tools/shipped_model.py augment work/mpts52_paper45.h5 ../shared/data/structures/mpts52_dev.csv.gz
-    python tools/shipped_model.py augment work/mp20_paper45.h5 ../shared/data/structures/mp20_biternary_dev.csv.gz
-    # 3. train one model per r range (clean + augmented training rows; clean test rows)
-    python tools/shipped_model.py train --rmax 30 --out work/train-r30 work/*_paper45.h5
-    python tools/shipped_model.py train --rmax 20 --out work/train-r20 work/*_paper45.h5
+    python tools/shipped_model.py augment work/mpts52_paper45.h5 \
+        ../shared/data/structures/mpts52_dev.csv.gz
+    python tools/shipped_model.py augment work/mp20_paper45.h5 \
+        ../shared/data/structures/mp20_biternary_dev.csv.gz
+    # 3. one dataset of both (structures in both files kept once, so no test structure is
+    #    also a training structure), then one model per r range (clean + augmented training
+    #    rows; clean test rows)
+    pdfsg dataset merge work/mpts52_paper45.h5 work/mp20_paper45.h5 -o work/mp_paper45.h5
+    python tools/shipped_model.py train work/mp_paper45.h5 --aug-from work/m*_paper45.h5 \
+        --rmax 30 --epochs 25 --out work/train-r30
+    python tools/shipped_model.py train work/mp_paper45.h5 --aug-from work/m*_paper45.h5 \
+        --rmax 20 --epochs 25 --out work/train-r20
     # 4. copy the artifacts into the package and write the family file
     python tools/shipped_model.py install work/train-r30 work/train-r20 --name pdfsg-v1
 
@@ -124,8 +131,12 @@ def load_augmented(dataset: Path, copies: int) -> dict[str, np.ndarray]:
     return out
 
 
-def assemble(datasets: list[Path], copies: int, rmax: float):
-    """One in-memory Dataset: clean + augmented training rows, clean test rows, cut at rmax."""
+def assemble(datasets: list[Path], copies: int, rmax: float, aug_from: list[Path] | None = None):
+    """One in-memory Dataset: clean + augmented training rows, clean test rows, cut at rmax.
+
+    The augmented copies are looked up by id in the parts folders of ``aug_from`` (default:
+    the datasets themselves), so a merged dataset can use its inputs' copies.
+    """
     from pdfsg.datasets import Dataset, read_dataset
     from pdfsg.preprocess import normalize_minmax
 
@@ -139,7 +150,9 @@ def assemble(datasets: list[Path], copies: int, rmax: float):
         labels = ds.labels if labels is None else labels
         if ds.labels != labels or not ds.params.same_grid_and_physics(params):
             raise SystemExit(f"{path}: other labels or PdfParams than {datasets[0]}")
-        aug = load_augmented(path, copies)
+        aug = {}
+        for src in aug_from or [path]:
+            aug.update(load_augmented(Path(src), copies))
         sources.append(
             {
                 "file": str(path),
@@ -197,7 +210,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from pdfsg.train import train
 
-    ds = assemble([Path(p) for p in args.datasets], args.copies, args.rmax)
+    aug_from = [Path(p) for p in args.aug_from] if args.aug_from else None
+    ds = assemble([Path(p) for p in args.datasets], args.copies, args.rmax, aug_from)
     print(
         f"assembled {len(ds)} rows ({int((ds.split == 0).sum())} train, "
         f"{int((ds.split == 1).sum())} test), {ds.params.npoints} points",
@@ -259,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("datasets", nargs="+")
     t.add_argument("--rmax", type=float, default=30.0)
     t.add_argument("--copies", type=int, default=4)
+    t.add_argument("--aug-from", nargs="*", help="datasets whose augmented parts to use")
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")

@@ -49,6 +49,7 @@ import numpy as np
 
 from pdfsg.errors import DatasetError, ParamsError
 from pdfsg.params import PdfParams
+from pdfsg.preprocess import normalize_minmax
 
 if TYPE_CHECKING:  # pragma: no cover
     from pdfsg.structures import StructureRecord
@@ -292,18 +293,6 @@ def read_dataset(path: str | os.PathLike[str]) -> Dataset:
 # --------------------------------------------------------------------------- writing
 
 
-def normalise_minmax(g: np.ndarray) -> np.ndarray:
-    """Min-max normalisation per row (paper eq. 4): (G - min) / (max - min).
-
-    A constant row (max = min) becomes all zeros.
-    """
-    g = np.asarray(g, dtype=np.float64)
-    lo = g.min(axis=-1, keepdims=True)
-    span = g.max(axis=-1, keepdims=True) - lo
-    safe = np.where(span > 0, span, 1.0)
-    return np.where(span > 0, (g - lo) / safe, 0.0)
-
-
 def write_dataset_file(
     path: str | os.PathLike[str],
     *,
@@ -319,14 +308,14 @@ def write_dataset_file(
     """Write a dataset file atomically (temporary file in the same folder, then rename).
 
     ``manifest`` gets ``format``, ``format_version`` and ``params`` filled in; ``X`` defaults
-    to :func:`normalise_minmax` of ``G``.
+    to :func:`pdfsg.preprocess.normalize_minmax` of ``G`` (eq. 4).
     """
     import h5py
 
     path = Path(path)
     n = len(ids)
     G = np.asarray(G, dtype=np.float32).reshape(n, params.npoints)
-    X = normalise_minmax(G) if X is None else X
+    X = normalize_minmax(G) if X is None else X
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}
     manifest["params"] = params.to_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -348,6 +337,87 @@ def write_dataset_file(
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def merge_datasets(
+    paths: Sequence[str | os.PathLike[str]], out_path: str | os.PathLike[str], tol: float = 0.01
+) -> MergeSummary:
+    """Concatenate dataset files built with the same PdfParams and label set.
+
+    Each row keeps its split.  Rows that appear in more than one file are kept once (the
+    first file wins): the same id, or the same reduced formula and space group with
+    normalised curves equal within ``tol`` everywhere (the same structure under another id),
+    so that no structure sits in the training split of one file and the test split of
+    another.
+    """
+    if len(paths) < 2:
+        raise DatasetError("merge needs at least two dataset files")
+    parts = [read_dataset(p) for p in paths]
+    first = parts[0]
+    for p, ds in zip(paths[1:], parts[1:], strict=True):
+        if ds.labels != first.labels:
+            raise DatasetError(f"{p}: label set differs from {paths[0]}")
+        if not ds.params.same_grid_and_physics(first.params):
+            raise DatasetError(f"{p}: PdfParams differ from {paths[0]}")
+    seen_ids: set[str] = set()
+    by_key: dict[tuple[str, int], list[np.ndarray]] = {}
+    keep: list[tuple[int, int]] = []
+    dropped = 0
+    for k, ds in enumerate(parts):
+        for i in range(len(ds)):
+            key = (str(ds.formula[i]), int(ds.y[i]))
+            same = any(np.max(np.abs(x - ds.X[i])) < tol for x in by_key.get(key, []))
+            if str(ds.ids[i]) in seen_ids or same:
+                dropped += 1
+                continue
+            seen_ids.add(str(ds.ids[i]))
+            by_key.setdefault(key, []).append(ds.X[i])
+            keep.append((k, i))
+    order = sorted(keep, key=lambda ki: (int(parts[ki[0]].split[ki[1]]), ki))  # train first
+
+    def col(name: str) -> list:
+        return [getattr(parts[k], name)[i] for k, i in order]
+
+    y = np.asarray(col("y"), dtype=np.int16)
+    split = np.asarray(col("split"), dtype=np.int8)
+    counts = {str(sg): int((y == sg).sum()) for sg in first.labels}
+    manifest = {
+        "label_set": first.manifest.get("label_set"),
+        "labels": list(first.labels),
+        "source": {
+            "merged": [str(p) for p in paths],
+            "manifests": [ds.manifest.get("source") for ds in parts],
+        },
+        "counts": counts,
+        "n_duplicates": dropped,
+        "split": {
+            **first.manifest.get("split", {}),
+            "n_train": int((split == TRAIN).sum()),
+            "n_test": int((split == TEST).sum()),
+            "note": "splits kept from the inputs",
+        },
+        "code_version": code_version(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_dataset_file(
+        out_path,
+        ids=col("ids"),
+        formula=col("formula"),
+        space_group=y,
+        G=np.asarray(col("G")),
+        X=np.asarray(col("X")),
+        split=split,
+        params=first.params,
+        manifest=manifest,
+    )
+    return MergeSummary(path=Path(out_path), n_rows=len(order), n_duplicates=dropped)
+
+
+@dataclass(frozen=True)
+class MergeSummary:
+    path: Path
+    n_rows: int
+    n_duplicates: int
 
 
 # --------------------------------------------------------------------------- splitting
@@ -529,7 +599,7 @@ def process_chunk(
         formula=formula,
         space_group=np.array(sg, dtype=np.int16),
         G=G.astype(np.float32),
-        X=(normalise_minmax(G) if len(G) else G).astype(np.float32),
+        X=(normalize_minmax(G) if len(G) else G).astype(np.float32),
         lattice=np.array([s.lattice.matrix for s in structures], dtype=np.float64).reshape(
             -1, 3, 3
         ),

@@ -22,6 +22,7 @@ __all__ = [
     "plot_accuracy_per_group",
     "plot_confusion",
     "plot_learning_curves",
+    "plot_prediction",
     "plot_top_k",
     "write_report",
 ]
@@ -241,3 +242,30 @@ def write_report(
     metrics.write_text(json.dumps(ev.to_json(), indent=1) + "\n", encoding="utf-8")
     written.append(metrics)
     return written
+
+
+def plot_prediction(result: Any, path: str | os.PathLike[str]) -> Path:
+    """The input curve on the model's grid (left) beside the top-K probabilities (right),
+    bars coloured by crystal system.  ``result`` is a :class:`pdfsg.predict.PredictionResult`."""
+    plt = _plt()
+    colors = _colors()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    if result.r is not None and result.x is not None:
+        ax1.plot(result.r, result.x, lw=1.1, color="#1f3b73")
+    ax1.set(xlabel="r (Å)", ylabel="normalised G(r)", title=str(result.file or "input"))
+    preds = list(result.predictions)[::-1]
+    names = [f"{p.symbol} ({p.space_group})" for p in preds]
+    ax2.barh(
+        names,
+        [p.probability for p in preds],
+        color=[colors.get(p.crystal_system, "#000000") for p in preds],
+    )
+    ax2.set(xlabel="probability", xlim=(0, 1), title=f"top {len(preds)}")
+    for k, p in enumerate(preds):
+        ax2.text(min(p.probability + 0.01, 0.85), k, f"{p.probability:.2f}", va="center")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

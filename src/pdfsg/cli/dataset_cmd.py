@@ -75,6 +75,13 @@ def add_parser(subparsers: Any) -> None:
     info = sub.add_parser("info", help="print a dataset file's manifest summary")
     info.add_argument("file", metavar="FILE.h5")
     info.set_defaults(func=run_info)
+    merge = sub.add_parser(
+        "merge",
+        help="concatenate dataset files (same settings), keeping splits, dropping duplicates",
+    )
+    merge.add_argument("inputs", nargs="+", metavar="FILE.h5")
+    merge.add_argument("-o", "--output", required=True, metavar="OUT.h5")
+    merge.set_defaults(func=run_merge)
 
 
 def _no_action(parser: argparse.ArgumentParser) -> int:
@@ -149,6 +156,16 @@ def run_build(args: argparse.Namespace) -> int:
     print(
         f"  {summary.n_chunks} chunks ({summary.n_chunks_resumed} resumed), "
         f"{summary.wall_s:.1f} s, {summary.n_read / max(summary.wall_s, 1e-9):.1f} structures/s"
+    )
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from pdfsg.datasets import merge_datasets
+
+    summary = merge_datasets(args.inputs, args.output)
+    print(
+        f"wrote {summary.path}: {summary.n_rows} rows ({summary.n_duplicates} duplicates dropped)"
     )
     return 0
 
