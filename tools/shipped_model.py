@@ -259,6 +259,126 @@ def cmd_install(args: argparse.Namespace) -> None:
     print("installed", names, "into", root)
 
 
+def augmented_test_set(dataset, aug_from: list[Path], copies: int, rmax: float):
+    """The augmented copies of the *test* structures (never trained on), cut at rmax."""
+    from pdfsg.preprocess import normalize_minmax
+
+    aug: dict[str, np.ndarray] = {}
+    for src in aug_from:
+        aug.update(load_augmented(src, copies))
+    n = dataset.params.replace(rmax=rmax).npoints
+    X, y = [], []
+    lookup = {sg: k for k, sg in enumerate(dataset.labels)}
+    for i in np.flatnonzero(dataset.split == 1):
+        for g in aug.get(str(dataset.ids[i]), []):
+            X.append(normalize_minmax(g[:n]))
+            y.append(lookup[int(dataset.y[i])])
+    return np.asarray(X, dtype=np.float32), np.asarray(y)
+
+
+def cmd_card(args: argparse.Namespace) -> None:
+    """Measure each installed model (clean test split, augmented test copies, measured PDFs)
+    and write the metrics into its manifest and a model card (README.md)."""
+    from pdfsg.artifact import load_model
+    from pdfsg.datasets import read_dataset
+    from pdfsg.evaluate import top_k_accuracy
+    from pdfsg.predict import resolve_model_paths
+    from pdfsg.preprocess import normalize_minmax
+
+    ds = read_dataset(args.dataset)
+    experimental = json.loads(Path(args.experimental).read_text()) if args.experimental else None
+    for folder in resolve_model_paths(args.name):
+        model = load_model(folder)
+        n = model.params.npoints
+        test = np.flatnonzero(ds.split == 1)
+        Xc = normalize_minmax(ds.G[test][:, :n]).astype(np.float32)
+        yc = ds.class_index()[test]
+        clean = top_k_accuracy(model.predict_proba(Xc), yc)
+        Xa, ya = augmented_test_set(
+            ds, [Path(p) for p in args.aug_from], args.copies, model.params.rmax
+        )
+        robust = top_k_accuracy(model.predict_proba(Xa), ya)
+        manifest_path = folder / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        manifest["metrics"] = {
+            "real_structures_test": {
+                "dataset": str(Path(args.dataset).name),
+                "n": int(len(yc)),
+                "settings": "paper Table 2, clean",
+                "top_k_accuracy": {str(k): v for k, v in clean.items()},
+            },
+            "real_structures_test_augmented": {
+                "n": int(len(ya)),
+                "settings": "measurement-realism copies of the test structures (pdfsg.augment)",
+                "top_k_accuracy": {str(k): v for k, v in robust.items()},
+            },
+        }
+        if experimental:
+            manifest["metrics"]["measured_pdfs"] = {
+                "n_single_phase": experimental["n_single_phase"],
+                "top6_hits": experimental["top6_hits"],
+                "top1_hits": experimental["top1_hits"],
+                "note": "whole family, files of ../shared/data/experimental",
+            }
+        manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+        write_card(folder, manifest)
+        print(folder.name, json.dumps(manifest["metrics"]), flush=True)
+
+
+def write_card(folder: Path, manifest: dict) -> None:
+    p = manifest["params"]
+    m = manifest["metrics"]
+    acc = m["real_structures_test"]["top_k_accuracy"]
+    rob = m["real_structures_test_augmented"]["top_k_accuracy"]
+    lines = [
+        f"# Model card: {folder.name}",
+        "",
+        f"- **What**: `{manifest['kind']}` classifier over the paper's 45 space groups "
+        "(labels in order in `manifest.json`).",
+        f"- **Input**: G(r) on r = {p['rmin']:g} + k·{p['rstep']:.5f} Å up to {p['rmax']:g} Å "
+        f"(min–max normalised, paper eq. 4), band-limited "
+        f"to Qmax = {p['qmax']:g} 1/Å by `pdfsg.preprocess`.",
+        "- **Training data**: Materials Project structures (CC BY 4.0) of the MPTS-52 and "
+        "MP-20 benchmark subsets in `../shared/data/structures`, labelled by spglib "
+        "(symprec 0.1), restricted to the 45 groups, merged without duplicates, 80/20 split "
+        "stratified by space group (seed 0). Each training structure is seen clean (paper "
+        "Table 2 settings) and in 4 measurement-realism copies (`pdfsg.augment`: Qmax "
+        "14–35 (clipped to 23), Qdamp 0.01–0.08, Qbroad 0–0.03, Uiso 0.002–0.03 Å², strain "
+        "±3 %, 30 % spherical particles 1.5–50 nm, noise ≤ 4 %, baseline slope, 20 % "
+        "neutron weights).",
+        "- **Recipe**: `tools/shipped_model.py` (every step, resumable).",
+        "",
+        "## Measured accuracy",
+        "",
+        "| test set | n | top-1 | top-3 | top-6 |",
+        "|---|---|---|---|---|",
+        f"| real structures, clean | {m['real_structures_test']['n']} | {acc['1']:.1%} | "
+        f"{acc['3']:.1%} | {acc['6']:.1%} |",
+        f"| real structures, measurement-like copies | "
+        f"{m['real_structures_test_augmented']['n']} | {rob['1']:.1%} | {rob['3']:.1%} | "
+        f"{rob['6']:.1%} |",
+    ]
+    if "measured_pdfs" in m:
+        e = m["measured_pdfs"]
+        lines += [
+            "",
+            f"Measured PDFs (`benchmarks/experimental.py`, whole family): known group "
+            f"in the top 6 for {e['top6_hits']} of {e['n_single_phase']} single-phase "
+            f"files, at rank 1 for {e['top1_hits']}.",
+        ]
+    lines += [
+        "",
+        "## Limits",
+        "",
+        "- 45 space groups only; a structure of another group gets its nearest "
+        "relatives (often a group–subgroup relative).",
+        "- Trained on computed structures: disorder, stacking faults, multiple phases "
+        "and magnetic or local distortions are not represented.",
+        "- Probabilities are not calibrated against measured data.",
+    ]
+    (folder / "README.md").write_text("\n".join(lines) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -284,6 +404,13 @@ def main(argv: list[str] | None = None) -> None:
     i.add_argument("runs", nargs="+")
     i.add_argument("--name", default="pdfsg-v1")
     i.set_defaults(func=cmd_install)
+    c = sub.add_parser("card")
+    c.add_argument("dataset")
+    c.add_argument("--aug-from", nargs="+", required=True)
+    c.add_argument("--copies", type=int, default=4)
+    c.add_argument("--experimental", help="benchmarks/results/experimental.json")
+    c.add_argument("--name", default="default")
+    c.set_defaults(func=cmd_card)
     args = ap.parse_args(argv)
     args.func(args)
 
