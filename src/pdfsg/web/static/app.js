@@ -1,0 +1,310 @@
+// pdfsg upload page: send PDF files to POST api/predict, draw each curve and its ranking.
+// Everything that comes from the server or from a file name is inserted with textContent
+// (never parsed as HTML); charts are inline SVG built element by element.
+"use strict";
+
+(() => {
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const SUBSCRIPTS = "₀₁₂₃₄₅₆₇₈₉";
+  const TOP_CHOICES = [1, 3, 5, 6, 10, 20];
+  const $ = (id) => document.getElementById(id);
+
+  const state = { files: [], info: null, results: null, controller: null };
+
+  function el(tag, attrs = {}, text = null) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    if (text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function svgEl(tag, attrs = {}, text = null) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    if (text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  // "P4_2/mnm" -> "P4₂/mnm"
+  function prettySymbol(symbol) {
+    return String(symbol).replace(/_(\d)/g, (_, d) => SUBSCRIPTS[Number(d)]);
+  }
+
+  function setStatus(text, bad = false) {
+    const s = $("status");
+    s.textContent = text;
+    s.classList.toggle("bad", bad);
+  }
+
+  function niceStep(span, target) {
+    const raw = span / target;
+    const p = 10 ** Math.floor(Math.log10(raw));
+    for (const m of [1, 2, 5, 10]) if (m * p >= raw) return m * p;
+    return 10 * p;
+  }
+
+  // ------------------------------------------------------------------ charts
+
+  function curveChart(r, x) {
+    const W = 520, H = 250, L = 48, R = 12, T = 12, B = 40;
+    const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "curve-chart" });
+    svg.appendChild(svgEl("title", {}, "normalised G(r) on the model grid"));
+    if (!r.length) return svg;
+    const r0 = r[0], r1 = r[r.length - 1];
+    const ymin = -0.05, ymax = 1.05;
+    const px = (v) => L + ((v - r0) / (r1 - r0 || 1)) * (W - L - R);
+    const py = (v) => T + (1 - (v - ymin) / (ymax - ymin)) * (H - T - B);
+    const step = niceStep(r1 - r0, 6);
+    for (let t = Math.ceil(r0 / step) * step; t <= r1 + 1e-9; t += step) {
+      svg.appendChild(svgEl("line", { x1: px(t), x2: px(t), y1: T, y2: H - B, class: "grid" }));
+      svg.appendChild(
+        svgEl("text", { x: px(t), y: H - B + 15, "text-anchor": "middle", class: "tick" },
+          Number(t.toFixed(6)))
+      );
+    }
+    for (const t of [0, 0.5, 1]) {
+      svg.appendChild(svgEl("line", { x1: L, x2: W - R, y1: py(t), y2: py(t), class: "grid" }));
+      svg.appendChild(
+        svgEl("text", { x: L - 6, y: py(t) + 4, "text-anchor": "end", class: "tick" }, t)
+      );
+    }
+    svg.appendChild(svgEl("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" }));
+    svg.appendChild(svgEl("line", { x1: L, x2: L, y1: T, y2: H - B, class: "axis" }));
+    const points = r.map((v, i) => `${px(v).toFixed(1)},${py(x[i]).toFixed(1)}`).join(" ");
+    svg.appendChild(svgEl("polyline", { points, class: "curve" }));
+    svg.appendChild(
+      svgEl("text", { x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle", class: "label" },
+        "r (Å)")
+    );
+    svg.appendChild(
+      svgEl("text", {
+        x: 13, y: (T + H - B) / 2, "text-anchor": "middle", class: "label",
+        transform: `rotate(-90 13 ${(T + H - B) / 2})`,
+      }, "G (normalised)")
+    );
+    return svg;
+  }
+
+  function barChart(predictions) {
+    const rowH = 24, W = 520, L = 150, R = 58, T = 6;
+    const H = T + rowH * predictions.length + 26;
+    const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "bar-chart" });
+    svg.appendChild(svgEl("title", {}, "probability of each space group"));
+    const pmax = Math.max(...predictions.map((p) => p.probability), 1e-9);
+    const scale = Math.min(1, Math.ceil(pmax * 10) / 10 || 1);
+    const bx = (p) => ((W - L - R) * p) / scale;
+    predictions.forEach((p, i) => {
+      const y = T + i * rowH;
+      svg.appendChild(
+        svgEl("text", { x: L - 8, y: y + rowH / 2 + 4, "text-anchor": "end", class: "label" },
+          `${prettySymbol(p.symbol)} (${p.space_group})`)
+      );
+      svg.appendChild(
+        svgEl("rect", {
+          x: L, y: y + 3, height: rowH - 6, width: Math.max(bx(p.probability), 1),
+          class: i === 0 ? "bar best" : "bar",
+        })
+      );
+      svg.appendChild(
+        svgEl("text", { x: L + bx(p.probability) + 5, y: y + rowH / 2 + 4, class: "tick" },
+          p.probability.toFixed(3))
+      );
+    });
+    const yAxis = T + rowH * predictions.length;
+    svg.appendChild(svgEl("line", { x1: L, x2: L, y1: T, y2: yAxis, class: "axis" }));
+    svg.appendChild(
+      svgEl("line", { x1: L, x2: L + bx(scale), y1: yAxis, y2: yAxis, class: "axis" })
+    );
+    for (const t of [0, scale / 2, scale]) {
+      svg.appendChild(
+        svgEl("text", { x: L + bx(t), y: yAxis + 15, "text-anchor": "middle", class: "tick" },
+          Number(t.toFixed(2)))
+      );
+    }
+    svg.appendChild(
+      svgEl("text", { x: L - 8, y: yAxis + 15, "text-anchor": "end", class: "tick" },
+        "probability")
+    );
+    return svg;
+  }
+
+  // ------------------------------------------------------------------ results
+
+  function rankingTable(predictions) {
+    const table = el("table", { class: "ranking" });
+    const head = el("tr");
+    for (const h of ["rank", "space group", "no.", "crystal system", "probability"]) {
+      head.appendChild(el("th", { scope: "col" }, h));
+    }
+    table.appendChild(el("thead")).appendChild(head);
+    const body = table.appendChild(el("tbody"));
+    predictions.forEach((p, i) => {
+      const tr = body.appendChild(el("tr"));
+      tr.appendChild(el("td", { class: "num" }, i + 1));
+      tr.appendChild(el("td", { class: "symbol", title: p.symbol }, prettySymbol(p.symbol)));
+      tr.appendChild(el("td", { class: "num" }, p.space_group));
+      tr.appendChild(el("td", {}, p.crystal_system));
+      tr.appendChild(el("td", { class: "num" }, p.probability.toFixed(3)));
+    });
+    return table;
+  }
+
+  function resultCard(res) {
+    const card = el("article", { class: "card" });
+    card.appendChild(el("h2", {}, res.file));
+    if (res.error) {
+      card.classList.add("failed");
+      card.appendChild(el("p", { class: "error" }, res.error));
+      return card;
+    }
+    const plots = card.appendChild(el("div", { class: "plots" }));
+    const f1 = plots.appendChild(el("figure"));
+    f1.appendChild(curveChart(res.r || [], res.x || []));
+    f1.appendChild(el("figcaption", {}, "measured curve on the model grid (min-max normalised)"));
+    const f2 = plots.appendChild(el("figure"));
+    f2.appendChild(barChart(res.predictions));
+    f2.appendChild(el("figcaption", {}, `top ${res.predictions.length} space groups`));
+    card.appendChild(rankingTable(res.predictions));
+    const systems = Object.entries(res.crystal_systems || {})
+      .filter(([, v]) => v >= 0.005)
+      .slice(0, 3)
+      .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+      .join(", ");
+    if (systems) card.appendChild(el("p", { class: "summary" }, `Crystal system: ${systems}`));
+    if (res.uncertainty) {
+      card.appendChild(el("p", { class: "summary" }, `Least sure: ${res.uncertainty}`));
+    }
+    if (res.model) card.appendChild(el("p", { class: "muted" }, `Model: ${res.model}`));
+    if (res.warnings && res.warnings.length) {
+      const ul = card.appendChild(el("ul", { class: "warnings" }));
+      for (const w of res.warnings) ul.appendChild(el("li", {}, w));
+    }
+    return card;
+  }
+
+  function showResults(results) {
+    const box = $("results");
+    box.replaceChildren(...results.map(resultCard));
+    state.results = results;
+    $("download").disabled = !results.length;
+  }
+
+  // ------------------------------------------------------------------ requests
+
+  async function submit() {
+    if (!state.files.length) return;
+    if (state.controller) state.controller.abort();
+    const controller = new AbortController();
+    state.controller = controller;
+    const form = new FormData();
+    for (const f of state.files) form.append("files", f, f.name);
+    const params = new URLSearchParams({ top: $("top").value || "6" });
+    const qmax = $("qmax").value.trim();
+    if (qmax) params.set("qmax", qmax);
+    const n = state.files.length;
+    setStatus(`Ranking ${n} file${n > 1 ? "s" : ""}…`);
+    const t0 = performance.now();
+    let response, body;
+    try {
+      response = await fetch(`api/predict?${params}`, {
+        method: "POST", body: form, signal: controller.signal,
+      });
+      body = await response.json().catch(() => null);
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      setStatus(`The server did not answer (${err.message}).`, true);
+      return;
+    } finally {
+      if (state.controller === controller) state.controller = null;
+    }
+    const ms = Math.round(performance.now() - t0);
+    if (response.ok && Array.isArray(body)) {
+      const failed = body.filter((r) => r.error).length;
+      const done = `${body.length - failed} of ${body.length} ranked`;
+      setStatus(`${done}${failed ? `, ${failed} failed` : ""} (${ms} ms).`, failed > 0);
+      showResults(body);
+    } else {
+      const detail = body && body.detail ? String(body.detail) : `HTTP ${response.status}`;
+      setStatus(`Error ${response.status}: ${detail}`, true);
+      showResults(body && Array.isArray(body.results) ? body.results : []);
+    }
+  }
+
+  function takeFiles(fileList) {
+    state.files = Array.from(fileList || []);
+    if (state.files.length) submit();
+  }
+
+  function downloadJson() {
+    if (!state.results) return;
+    const blob = new Blob([JSON.stringify(state.results, null, 2)], {
+      type: "application/json",
+    });
+    const a = el("a", { href: URL.createObjectURL(blob), download: "pdfsg-predictions.json" });
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  }
+
+  // ------------------------------------------------------------------ start-up
+
+  function fillTop(nGroups) {
+    const select = $("top");
+    const choices = TOP_CHOICES.filter((k) => k < nGroups);
+    select.replaceChildren();
+    for (const k of choices) select.appendChild(el("option", { value: k }, k));
+    select.appendChild(el("option", { value: nGroups }, `all ${nGroups}`));
+    select.value = String(choices.includes(6) ? 6 : nGroups);
+  }
+
+  async function loadInfo() {
+    try {
+      const info = await (await fetch("api/info")).json();
+      state.info = info;
+      $("model-info").textContent =
+        `Model ${info.model}: ${info.n_groups} space groups, r ${info.rmin.toFixed(2)}–` +
+        `${info.rmax.toFixed(2)} Å, Qmax ${info.qmax} Å⁻¹ (pdfsg ${info.version}).`;
+      const mb = (info.max_file_bytes / 1024 / 1024).toPrecision(3).replace(/\.?0+$/, "");
+      $("limits").textContent = `Up to ${info.max_files} files at once, ${mb} MB each.`;
+      fillTop(info.n_groups);
+    } catch (err) {
+      $("model-info").textContent = `Could not read the model description (${err.message}).`;
+      fillTop(230);
+    }
+  }
+
+  function setUp() {
+    const drop = $("drop");
+    for (const ev of ["dragenter", "dragover"]) {
+      drop.addEventListener(ev, (e) => {
+        e.preventDefault();
+        drop.classList.add("over");
+      });
+    }
+    for (const ev of ["dragleave", "drop"]) {
+      drop.addEventListener(ev, () => drop.classList.remove("over"));
+    }
+    drop.addEventListener("drop", (e) => {
+      e.preventDefault();
+      takeFiles(e.dataTransfer && e.dataTransfer.files);
+    });
+    // a file dropped beside the zone must not make the browser navigate away
+    window.addEventListener("dragover", (e) => e.preventDefault());
+    window.addEventListener("drop", (e) => e.preventDefault());
+    $("file-input").addEventListener("change", (e) => {
+      takeFiles(e.target.files);
+      e.target.value = "";
+    });
+    $("top").addEventListener("change", submit);
+    $("qmax").addEventListener("change", submit);
+    $("controls").addEventListener("submit", (e) => {
+      e.preventDefault();
+      submit();
+    });
+    $("download").addEventListener("click", downloadJson);
+    loadInfo();
+  }
+
+  setUp();
+})();

@@ -1,0 +1,349 @@
+"""The web API of ``pdfsg serve``: the CLI's JSON, per-file errors, limits, status policy."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from pdfsg.cli import main
+from pdfsg.params import PdfParams
+from pdfsg.predict import Predictor, example_files
+from pdfsg.web.app import create_app, display_name
+
+LABELS = (2, 14, 62, 136, 166, 194, 221, 225)
+MAX_FILES = 3
+MAX_FILE_BYTES = 200_000
+
+
+def save_random_logreg(folder: Path, labels: tuple[int, ...] = LABELS, seed: int = 0) -> Path:
+    """A real model folder: logistic regression with random coefficients (no training)."""
+    from pdfsg.artifact import save_model
+    from pdfsg.models import LogRegClassifier
+
+    params = PdfParams()
+    rng = np.random.default_rng(seed)
+    clf = LogRegClassifier(
+        labels=labels,
+        params=params,
+        coef=rng.normal(0.0, 0.15, size=(len(labels), params.npoints)),
+        intercept=np.zeros(len(labels)),
+        config={"feature": "x"},
+    )
+    return save_model(folder, clf, name="random-logreg")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return save_random_logreg(tmp_path_factory.mktemp("model") / "random-logreg")
+
+
+@pytest.fixture(scope="module")
+def predictor(model_dir) -> Predictor:
+    return Predictor.load(model_dir)
+
+
+def make_client(predictor: Predictor, **limits):
+    with warnings.catch_warnings():  # starlette's note about httpx vs httpx2
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    limits = {"max_files": MAX_FILES, "max_file_bytes": MAX_FILE_BYTES, **limits}
+    return TestClient(create_app(predictor=predictor, **limits))
+
+
+@pytest.fixture(scope="module")
+def client(predictor):
+    return make_client(predictor)
+
+
+@pytest.fixture(scope="module")
+def example() -> Path:
+    return example_files()[0]
+
+
+def upload(*items: tuple[str, bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [("files", (name, data, "text/plain")) for name, data in items]
+
+
+def curve_text(rmax: float = 30.0, nan_at: int | None = None) -> bytes:
+    r = np.round(np.arange(0.01, rmax + 1e-9, 0.01), 4)
+    g = np.sin(2.1 * r) * np.exp(-0.03 * r) - 0.3 * r * (r < 1.6)
+    lines = [f"{a:.4f} {b:.6f}" for a, b in zip(r, g, strict=True)]
+    if nan_at is not None:
+        lines[nan_at] = f"{r[nan_at]:.4f} nan"
+    return ("#L r G\n" + "\n".join(lines) + "\n").encode()
+
+
+# --------------------------------------------------------------------------- page
+
+
+def test_page_and_static_files_are_served_with_a_strict_policy(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert 'src="static/app.js"' in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # nothing from outside
+    js = client.get("/static/app.js")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    # everything from the server or a file name is inserted as text
+    for unsafe in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert unsafe not in js.text
+    assert client.get("/static/style.css").status_code == 200
+    for path in ("/static/nope.js", "/static/..%2fapp.py", "/static/../web/app.py"):
+        missing = client.get(path)
+        assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
+
+
+def test_openapi_schema_documents_the_predict_endpoint(client):
+    schema = client.get("/openapi.json").json()
+    post = schema["paths"]["/api/predict"]["post"]
+    body = post["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert body["properties"]["files"]["items"]["format"] == "binary"
+    assert {"200", "400", "413", "415", "422"} <= set(post["responses"])
+    assert {p["name"] for p in post["parameters"]} == {"top", "qmax"}
+    assert "/api/info" in schema["paths"]
+
+
+def test_info_describes_model_and_limits(client):
+    info = client.get("/api/info").json()
+    assert info["n_groups"] == len(LABELS) and info["labels"] == list(LABELS)
+    assert info["max_files"] == MAX_FILES and info["max_file_bytes"] == MAX_FILE_BYTES
+    assert info["rmax"] == pytest.approx(PdfParams().r_grid()[-1])
+
+
+# --------------------------------------------------------------------------- good files
+
+
+def test_predict_gives_the_cli_json_plus_the_curve(client, model_dir, example, capsys):
+    code = main(
+        ["predict", "--model", str(model_dir), "--format", "json", "--top", "5", str(example)]
+    )
+    assert code == 0
+    cli = json.loads(capsys.readouterr().out)[0]
+
+    resp = client.post("/api/predict?top=5", files=upload((example.name, example.read_bytes())))
+    assert resp.status_code == 200
+    (api,) = resp.json()
+    assert api["file"] == example.name
+    assert set(api) == set(cli) | {"r", "x"}
+    for key in ("predictions", "crystal_systems", "uncertainty", "model"):
+        assert api[key] == cli[key]
+    assert [w.replace(str(example), example.name) for w in cli["warnings"]] == api["warnings"]
+
+    probs = [p["probability"] for p in api["predictions"]]
+    assert len(probs) == 5 and probs == sorted(probs, reverse=True)
+    assert 0 < sum(probs) <= 1 + 1e-9
+    r, x = np.array(api["r"]), np.array(api["x"])
+    assert r.size == x.size == PdfParams().npoints
+    assert np.all(np.diff(r) > 0) and x.min() == 0 and x.max() == 1
+
+
+def test_all_groups_sum_to_one(client, example):
+    resp = client.post(
+        f"/api/predict?top={len(LABELS)}", files=upload(("a.gr", example.read_bytes()))
+    )
+    groups = resp.json()[0]["predictions"]
+    assert sorted(g["space_group"] for g in groups) == sorted(LABELS)
+    assert sum(g["probability"] for g in groups) == pytest.approx(1.0, abs=1e-6)
+    systems = resp.json()[0]["crystal_systems"]
+    assert sum(systems.values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_qmax_parameter_reaches_the_predictor(client):
+    resp = client.post("/api/predict?qmax=15", files=upload(("plain.gr", curve_text())))
+    assert resp.status_code == 200
+    assert any("Qmax = 15" in w for w in resp.json()[0]["warnings"])
+
+
+# --------------------------------------------------------------------------- bad files
+
+
+BAD_FILES = {
+    "empty": ("empty.gr", b"", "file is empty"),
+    "binary": ("image.gr", bytes(range(256)) * 8, "not a text file"),
+    "nan": ("nan.gr", curve_text(nan_at=500), "G is nan at line"),
+    "one column": ("column.txt", b"\n".join(b"%.2f" % (0.01 * i) for i in range(1, 3000)), "one"),
+    "too short": ("short.gr", curve_text(rmax=3.0), "data end at r"),
+    "q space": ("pattern.iq", b"\n".join(b"%.2f %.3f" % (0.1 * i, i % 7) for i in range(300)), "Q"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_file_is_a_422_with_one_line_naming_the_file(client, case):
+    name, data, fragment = BAD_FILES[case]
+    resp = client.post("/api/predict", files=upload((name, data)))
+    assert resp.status_code == 422
+    body = resp.json()
+    detail = body["detail"]
+    assert detail.startswith(f"{name}: ") and "\n" not in detail
+    assert fragment.lower() in detail.lower()
+    assert body["results"] == [{"file": name, "error": detail}]
+    assert "pdfsg-web-" not in resp.text and "upload." not in resp.text  # no temporary path
+
+
+def test_one_bad_file_among_good_ones_is_an_entry_and_the_request_succeeds(client, example):
+    good = example.read_bytes()
+    resp = client.post("/api/predict", files=upload(("a.gr", good), ("b.gr", b""), ("c.gr", good)))
+    assert resp.status_code == 200
+    a, b, c = resp.json()
+    assert (a["file"], b["file"], c["file"]) == ("a.gr", "b.gr", "c.gr")
+    assert b == {"file": "b.gr", "error": "b.gr: file is empty"}
+    assert a["predictions"] == c["predictions"]
+
+
+def test_all_files_bad_is_a_422_listing_each(client):
+    resp = client.post("/api/predict", files=upload(("a.gr", b""), ("b.gr", b"\x00\x01" * 50)))
+    assert resp.status_code == 422
+    body = resp.json()
+    assert [e["file"] for e in body["results"]] == ["a.gr", "b.gr"]
+    assert "a.gr: file is empty" in body["detail"] and "b.gr: not a text file" in body["detail"]
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def test_too_many_files_is_a_400(client):
+    resp = client.post(
+        "/api/predict", files=upload(*[(f"{i}.gr", b"1 2\n") for i in range(MAX_FILES + 1)])
+    )
+    assert resp.status_code == 400
+    assert resp.json() == {"detail": f"too many files: at most {MAX_FILES} per request"}
+
+
+def test_too_large_file_is_a_413_alone_and_an_entry_beside_a_good_one(client, example):
+    big = curve_text() * 4
+    assert len(big) > MAX_FILE_BYTES
+    resp = client.post("/api/predict", files=upload(("big.gr", big)))
+    assert resp.status_code == 413
+    assert resp.json()["detail"].startswith("big.gr: file is ") and "limit" in resp.json()["detail"]
+
+    resp = client.post(
+        "/api/predict", files=upload(("big.gr", big), ("ok.gr", example.read_bytes()))
+    )
+    assert resp.status_code == 200
+    big_entry, ok = resp.json()
+    assert set(big_entry) == {"file", "error"} and "predictions" in ok
+
+
+def test_request_body_over_the_limit_is_refused_before_parsing(client):
+    limit = MAX_FILES * MAX_FILE_BYTES
+    headers = {"content-type": "multipart/form-data; boundary=xyz"}
+    resp = client.post("/api/predict", content=b"x" * (2 * limit), headers=headers)
+    assert resp.status_code == 413 and "request body" in resp.json()["detail"]
+
+    def chunks():  # no Content-Length: counted while streaming
+        for _ in range(20):
+            yield b"x" * (limit // 5)
+
+    resp = client.post("/api/predict", content=chunks(), headers=headers)
+    assert resp.status_code == 413 and "request body" in resp.json()["detail"]
+
+
+def test_limits_are_configurable(predictor, example):
+    small = make_client(predictor, max_files=1, max_file_bytes=1000)
+    two = upload(("a.gr", b"1 2\n"), ("b.gr", b"1 2\n"))
+    assert small.post("/api/predict", files=two).status_code == 400
+    assert (
+        small.post("/api/predict", files=upload(("e.gr", example.read_bytes()))).status_code == 413
+    )
+    with pytest.raises(ValueError):
+        create_app(predictor=predictor, max_files=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "fragment"),
+    [
+        ({"data": {"name": "x"}}, 415, "multipart/form-data"),
+        ({"files": [("other", ("a.gr", b"1 2\n", "text/plain"))]}, 400, "no files"),
+        ({"json": {"files": []}}, 415, "multipart/form-data"),
+        (
+            {"content": b"--nope\r\n", "headers": {"content-type": "multipart/form-data"}},
+            400,
+            "bad",
+        ),
+    ],
+)
+def test_malformed_requests_are_4xx_json(client, kwargs, status, fragment):
+    resp = client.post("/api/predict", **kwargs)
+    assert resp.status_code == status
+    assert fragment in resp.json()["detail"]
+
+
+@pytest.mark.parametrize("query", ["top=0", f"top={len(LABELS) + 1}", "top=x", "qmax=-1"])
+def test_bad_parameters_are_a_422_in_one_line(client, example, query):
+    resp = client.post(f"/api/predict?{query}", files=upload(("a.gr", example.read_bytes())))
+    assert resp.status_code == 422
+    detail = resp.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and query.split("=")[0] in detail
+
+
+def test_unexpected_failure_is_a_500_without_a_traceback(model_dir, example):
+    broken = Predictor.load(model_dir)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    broken.predict_file = boom  # type: ignore[method-assign]
+    resp = make_client(broken).post("/api/predict", files=upload(("a.gr", example.read_bytes())))
+    assert resp.status_code == 500
+    assert "internal error" in resp.json()["detail"] and "secret" not in resp.text
+
+
+# --------------------------------------------------------------------------- safety
+
+
+def test_file_names_are_reduced_to_their_last_component(client):
+    hostile = "../../etc\\x\\<img src=x onerror=alert(1)>.gr"
+    resp = client.post("/api/predict", files=upload((hostile, b"")))
+    assert resp.headers["content-type"] == "application/json"
+    assert resp.json()["results"][0]["file"] == "<img src=x onerror=alert(1)>.gr"
+    assert display_name("C:\\data\\a\x07b\n.gr", 0) == "ab.gr"
+    assert display_name("", 2) == "file 3"
+    assert display_name("a" * 500, 0).endswith("...") and len(display_name("a" * 500, 0)) == 120
+
+
+def test_no_file_is_left_on_disk(client, example, tmp_path, monkeypatch):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    good = example.read_bytes()
+    client.post("/api/predict", files=upload(("a.gr", good), ("b.gr", b""), ("c.gr", good * 5)))
+    client.post("/api/predict", files=upload(("nan.gr", curve_text(nan_at=3))))
+    assert list(tmp.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_serve_command_builds_the_app_and_runs_uvicorn(model_dir, monkeypatch, capsys):
+    uvicorn = pytest.importorskip("uvicorn")
+    seen = {}
+
+    def fake_run(app, host, port, **kwargs):
+        seen.update(app=app, host=host, port=port)
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    argv = ["serve", "--model", str(model_dir), "--port", "8123", "--max-files", "4"]
+    assert main([*argv, "--max-file-mb", "0.5"]) == 0
+    assert (seen["host"], seen["port"]) == ("127.0.0.1", 8123)
+    assert seen["app"].state.max_files == 4
+    assert seen["app"].state.max_file_bytes == 512 * 1024
+    assert "http://127.0.0.1:8123/" in capsys.readouterr().err
+
+    assert main(["serve", "--model", str(model_dir), "--host", "0.0.0.0"]) == 0
+    assert "no authentication" in capsys.readouterr().err
+
+
+def test_serve_command_with_a_missing_model_is_a_one_line_error(tmp_path, capsys):
+    assert main(["serve", "--model", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pdfsg serve: error: ") and err.count("\n") == 1
