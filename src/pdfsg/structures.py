@@ -33,6 +33,7 @@ same reduced formula, same space group, and a match of pymatgen's ``StructureMat
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -107,6 +108,8 @@ class StructureRecord:
     space_group : a label known in advance (e.g. the group a generator built the crystal
         in); when None the label comes from spglib
     origin : where the record came from, for error messages (file, file + row)
+    make : a picklable callable that builds the structure where the record is processed
+        (a Dask worker), for generators; returns None when generation failed
     """
 
     id: str
@@ -114,6 +117,7 @@ class StructureRecord:
     structure: Structure | None = field(default=None, compare=False)
     space_group: int | None = None
     origin: str = ""
+    make: Callable[[], Structure | None] | None = field(default=None, compare=False)
 
     @property
     def where(self) -> str:
@@ -130,6 +134,8 @@ class StructureRecord:
             h.update(np.ascontiguousarray(s.lattice.matrix, dtype=np.float64).tobytes())
             h.update(np.ascontiguousarray(s.frac_coords, dtype=np.float64).tobytes())
             h.update(" ".join(str(sp) for sp in s.species).encode("utf-8"))
+        elif self.make is not None:
+            h.update(repr(self.make).encode("utf-8"))
         h.update(str(self.space_group).encode("ascii"))
         return h.hexdigest()
 
@@ -151,8 +157,17 @@ def register_source(kind: str, factory: SourceFactory) -> None:
     _SOURCE_KINDS[kind] = factory
 
 
+#: source kinds that pdfsg itself provides, imported only when used
+_BUILTIN_KINDS = {"synthetic": ("pdfsg.synthetic", "records_from_spec")}
+
+
 def _registered(source: str) -> tuple[SourceFactory, str] | None:
     kind, sep, spec = source.partition(":")
+    if sep and kind not in _SOURCE_KINDS and kind in _BUILTIN_KINDS:
+        import importlib
+
+        module, name = _BUILTIN_KINDS[kind]
+        _SOURCE_KINDS[kind] = getattr(importlib.import_module(module), name)
     if sep and kind in _SOURCE_KINDS:
         return _SOURCE_KINDS[kind], spec
     return None
@@ -378,7 +393,15 @@ def read_structure(path: str | os.PathLike[str]) -> Structure:
 
 
 def record_structure(record: StructureRecord) -> Structure:
-    """The Structure of a record: parsed from its CIF, or the one it carries."""
+    """The Structure of a record: parsed from its CIF, the one it carries, or built by its
+    ``make`` callable (generated crystals)."""
+    if record.structure is None and record.make is not None:
+        built = record.make()
+        if built is None:
+            raise StructureReadError(
+                f"{record.where}: generation failed (all attempts rejected)", "generation_failed"
+            )
+        record = dataclasses.replace(record, structure=built)
     if record.structure is not None:
         if len(record.structure) == 0:
             raise StructureReadError(f"{record.where}: structure has no atoms", "no_atoms")

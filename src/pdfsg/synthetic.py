@@ -1558,3 +1558,60 @@ def iter_synthetic_records(
                 space_group=number,
                 origin=f"synthetic crystal {k} (seed {config.seed})",
             )
+
+
+def make_crystal(config: SyntheticConfig, k: int) -> Structure | None:
+    """Crystal k of a run (None when every attempt was rejected); picklable with
+    functools.partial, so a dataset build generates crystals on its workers."""
+    item = _make(k, config, load_stats(config.stats_path), GenerationStats())
+    return None if item is None else item[2]
+
+
+def deferred_records(
+    config: SyntheticConfig, start: int = 0, stop: int | None = None
+) -> Iterator[StructureRecord]:
+    """Records whose crystals are generated where they are processed (a Dask worker): each
+    carries its space group and ``make = partial(make_crystal, config, k)``."""
+    from pdfsg.structures import StructureRecord
+
+    if stop is None:
+        stop = config.total
+        if stop is None:
+            raise ParamsError("give stop, or SyntheticConfig.per_group")
+    if start < 0 or stop < start:
+        raise ParamsError(f"bad range {start}..{stop}: need 0 <= start <= stop")
+    for k in range(int(start), int(stop)):
+        number = config.group_of(k)
+        yield StructureRecord(
+            id=crystal_id(number, k),
+            space_group=number,
+            origin=f"synthetic crystal {k} (seed {config.seed})",
+            make=functools.partial(make_crystal, config, k),
+        )
+
+
+def records_from_spec(spec: str) -> Iterator[StructureRecord]:
+    """The ``synthetic:SPEC`` source of ``pdfsg dataset build``: SPEC is
+    ``N[,seed=S][,groups=paper45|all230][,distribution=balanced|paper45]``."""
+    fields = spec.split(",")
+    try:
+        n = int(fields[0])
+        opts = dict(f.split("=", 1) for f in fields[1:])
+    except ValueError as exc:
+        raise ParamsError(f"bad synthetic source spec {spec!r}: {exc}") from None
+    unknown = set(opts) - {"seed", "groups", "distribution"}
+    if unknown:
+        raise ParamsError(f"bad synthetic source spec {spec!r}: unknown {sorted(unknown)}")
+    if n <= 0:
+        raise ParamsError(f"number of synthetic crystals must be > 0, got {n}")
+    groups = opts.get("groups", "paper45")
+    dist = opts.get("distribution", "balanced")
+    seed = int(opts.get("seed", 0))
+    if dist == "balanced":
+        from pdfsg.spacegroups import label_set
+
+        per_group = max(1, -(-n // len(label_set(groups))))
+        config = SyntheticConfig(space_groups=groups, per_group=per_group, seed=seed)
+    else:
+        config = SyntheticConfig(space_groups=groups, distribution=dist, seed=seed)
+    return deferred_records(config, 0, n)

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from pdfsg.cli.common import add_pdf_params_arguments, pdf_params_from_args
+from pdfsg.errors import PdfsgError
 
 
 def add_parser(subparsers: Any) -> None:
@@ -29,7 +30,22 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     build.add_argument(
-        "source", help="folder of CIFs, .cif file, or .csv/.csv.gz with a cif column"
+        "source",
+        nargs="?",
+        help="folder of CIFs, .cif file, .csv/.csv.gz with a cif column (or use --synthetic)",
+    )
+    build.add_argument(
+        "--synthetic",
+        type=int,
+        metavar="N",
+        help="generate N random crystals (PyXtal, balanced over the label set) instead of "
+        "reading SOURCE; generation runs on the Dask workers",
+    )
+    build.add_argument(
+        "--synthetic-distribution",
+        default="balanced",
+        choices=("balanced", "paper45"),
+        help="balanced per class, or in proportion to the paper's Table 1 counts",
     )
     build.add_argument("-o", "--out", required=True, metavar="OUT.h5", help="dataset file")
     build.add_argument(
@@ -123,10 +139,18 @@ def run_build(args: argparse.Namespace) -> int:
     from pdfsg.datasets import build_dataset
 
     params = pdf_params_from_args(args)
+    if (args.source is None) == (args.synthetic is None):
+        raise PdfsgError("give a SOURCE or --synthetic N (not both)")
+    source = args.source
+    if args.synthetic is not None:
+        source = (
+            f"synthetic:{args.synthetic},seed={args.seed},groups={args.label_set},"
+            f"distribution={args.synthetic_distribution}"
+        )
     bar = _Bar(enabled=not args.no_progress)
     try:
         summary = build_dataset(
-            args.source,
+            source,
             args.out,
             params,
             engine=args.engine,
