@@ -228,3 +228,26 @@ def test_dataset_build_generates_on_workers_and_resumes(tmp_path):
     assert np.array_equal(read_dataset(out).G, ds.G)
     assert first.n_rows == again.n_rows == 6
     assert again.n_chunks_resumed == 3
+
+
+@pytest.mark.parametrize("name", sorted(__import__("pdfsg.synthetic").synthetic.PROTOTYPES))
+def test_prototypes_have_their_space_group_and_sane_density(name):
+    from pdfsg.spacegroups import get
+    from pdfsg.structures import label_space_group
+    from pdfsg.synthetic import PROTOTYPES, load_stats, make_prototype
+
+    for seed in range(3):
+        s = make_prototype(name, np.random.default_rng(seed), load_stats())
+        assert label_space_group(s, 0.1) == get(PROTOTYPES[name][0]).number
+        assert 4.0 < s.volume / len(s) < 80.0
+
+
+def test_prototype_source_is_reproducible_and_checks_its_spec():
+    from pdfsg.errors import ParamsError
+    from pdfsg.structures import iter_records
+
+    a = [r.structure.composition.formula for r in iter_records("prototypes:20,seed=2")]
+    b = [r.structure.composition.formula for r in iter_records("prototypes:20,seed=2")]
+    assert a == b and len(a) == 20
+    with pytest.raises(ParamsError, match="prototypes"):
+        list(iter_records("prototypes:ten"))

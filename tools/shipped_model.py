@@ -254,6 +254,8 @@ def cmd_install(args: argparse.Namespace) -> None:
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(art, dest, ignore=shutil.ignore_patterns("checkpoint*", "*.tmp"))
+        manifest["name"] = name
+        (dest / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         names.append(name)
     (root / "default.json").write_text(json.dumps({"models": names}, indent=1) + "\n")
     print("installed", names, "into", root)

@@ -158,7 +158,10 @@ def register_source(kind: str, factory: SourceFactory) -> None:
 
 
 #: source kinds that pdfsg itself provides, imported only when used
-_BUILTIN_KINDS = {"synthetic": ("pdfsg.synthetic", "records_from_spec")}
+_BUILTIN_KINDS = {
+    "synthetic": ("pdfsg.synthetic", "records_from_spec"),
+    "prototypes": ("pdfsg.synthetic", "prototype_records"),
+}
 
 
 def _registered(source: str) -> tuple[SourceFactory, str] | None:
