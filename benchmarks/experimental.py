@@ -111,16 +111,22 @@ def main() -> None:
     ]
     for r in rows:
         lines.append(
-            f"| {r['file']} | {r['known']} | {r['rank']} | " + " | ".join(r["top6"])
+            f"| {r['file']} | {r['known']} | {r['rank']} | "
+            + " | ".join(r["top6"])
             + f" | {'yes' if r['hit_top6'] else 'no'} |"
         )
     lines += ["", "Samples without one space group:", ""]
     for r in others:
-        lines.append(f"- {r['file']} ({r['material']}): top-1 {r['top6'][0]} at "
-                     f"{r['top1_probability']:.0%}; {r['uncertainty']}; warnings: "
-                     + ("; ".join(r["warnings"]) or "none"))
-    lines += ["", f"Cold start of `pdfsg predict` on one file: {cold:.2f} s; throughput "
-              f"{throughput:.0f} files/s over {len(batch)} files (one process)."]
+        lines.append(
+            f"- {r['file']} ({r['material']}): top-1 {r['top6'][0]} at "
+            f"{r['top1_probability']:.0%}; {r['uncertainty']}; warnings: "
+            + ("; ".join(r["warnings"]) or "none")
+        )
+    lines += [
+        "",
+        f"Cold start of `pdfsg predict` on one file: {cold:.2f} s; throughput "
+        f"{throughput:.0f} files/s over {len(batch)} files (one process).",
+    ]
     (args.out / "experimental.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
