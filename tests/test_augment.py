@@ -104,3 +104,35 @@ def test_bad_ranges_are_one_line_errors(kwargs, word):
     with pytest.raises(ParamsError, match=word) as info:
         augment.AugmentConfig(**kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_lower_qmax_on_the_grid_matches_a_simulation_at_that_qmax(nickel_cell):
+    base = PdfParams(qmin=0.0)
+    r = base.r_grid()
+    g23 = pdf.simulate_cell(nickel_cell, base)
+    g16 = pdf.simulate_cell(nickel_cell, base.replace(qmax=16.0))
+    filtered = augment.lower_qmax(g23, r, 16.0)[0]
+    assert np.corrcoef(filtered, g16)[0, 1] > 0.99
+    assert np.corrcoef(g23, g16)[0, 1] < np.corrcoef(filtered, g16)[0, 1]
+
+
+def test_on_the_fly_augment_plugs_into_training_batches(nickel_cell):
+    base = PdfParams()
+    g = pdf.simulate_cell(nickel_cell, base)
+    fn = augment.on_the_fly(augment.AugmentConfig(strain=(0.0, 0.0)), base)
+    batch = np.vstack([g, g, g])
+    a = fn(batch, np.random.default_rng(0))
+    b = fn(batch, np.random.default_rng(0))
+    assert a.shape == batch.shape and np.array_equal(a, b)  # reproducible from the rng
+    assert not np.allclose(a[0], a[1])  # each row gets its own draw
+    assert all(np.corrcoef(row, g)[0, 1] > 0.5 for row in a)
+
+
+def test_strain_on_the_curve_matches_a_strained_cell(nickel_cell):
+    base = PdfParams()
+    r = base.r_grid()
+    g = pdf.simulate_cell(nickel_cell, base)
+    expected = pdf.simulate_cell(augment.strain_cell(nickel_cell, 0.02), base)
+    got = augment.strain_curve(g, r, 0.02)
+    assert np.corrcoef(got, expected)[0, 1] > 0.95
+    assert np.corrcoef(g, expected)[0, 1] < 0.5

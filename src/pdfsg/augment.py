@@ -19,8 +19,9 @@ dataset build time).  The effects:
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -202,3 +203,73 @@ def augmented_pdfs(
                 "baseline": slope,
             },
         )
+
+
+# --------------------------------------------------------------------------- on the fly
+
+
+def lower_qmax(g: np.ndarray, r: np.ndarray, qmax: float) -> np.ndarray:
+    """Band-limit curves G(r) (rows) on the uniform grid ``r`` to ``qmax``: the termination
+    of a measurement with a lower Qmax (sine-transform filter, G odd in r)."""
+    from pdfsg.pdf import band_pass_matrix
+
+    step = float(r[1] - r[0])
+    # the curve is known from r[0]; below it G ~ -4πρ0 r is smooth and tends to 0
+    fine = np.arange(step, r[0], step)
+    r_all = np.concatenate([fine, r])
+    k = band_pass_matrix(r, r_all, step, 0.0, qmax)
+    g = np.atleast_2d(g)
+    lead = g[:, :1] * (fine / r[0])[None, :]  # linear to 0 at r = 0
+    return np.concatenate([lead, g], axis=1) @ k.T
+
+
+@functools.lru_cache(maxsize=32)
+def _qmax_filter(r_bytes: bytes, qmax: float) -> np.ndarray:
+    r = np.frombuffer(r_bytes)
+    return lower_qmax(np.eye(r.size), r, qmax)  # row i: filtered unit vector i
+
+
+def _lower_qmax_cached(r_bytes: bytes, qmax: float, g: np.ndarray) -> np.ndarray:
+    return g @ _qmax_filter(r_bytes, qmax)
+
+
+def extra_qdamp(g: np.ndarray, r: np.ndarray, qdamp: float, qdamp_base: float) -> np.ndarray:
+    """Damp curves simulated with ``qdamp_base`` as if measured with a larger ``qdamp``."""
+    if qdamp <= qdamp_base:
+        return np.array(g, copy=True)
+    return g * np.exp(-0.5 * (qdamp**2 - qdamp_base**2) * np.asarray(r) ** 2)
+
+
+def strain_curve(g: np.ndarray, r: np.ndarray, strain: float) -> np.ndarray:
+    """Stretch a curve in r by (1 + strain) (peaks move outwards for strain > 0)."""
+    return np.interp(np.asarray(r) / (1.0 + strain), r, g)
+
+
+def on_the_fly(cfg: AugmentConfig, params: PdfParams) -> Callable[..., np.ndarray]:
+    """A ``train(..., augment=...)`` callable: the effects that act on a finished curve
+    (lower Qmax, extra Qdamp, strain, particle envelope, baseline, noise) applied to a batch
+    of raw G simulated with ``params``.  Effects that need the structure (ADP, Qbroad,
+    neutron weights) belong to dataset build (:func:`augmented_pdfs`)."""
+    r = params.r_grid()
+    # Qmax draws are rounded to a few levels so the filters can be cached
+    levels = np.linspace(max(cfg.qmax[0], 1.0), params.qmax, 6)[:-1]
+
+    def apply(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        out = np.array(batch, dtype=np.float64, copy=True)
+        for i in range(out.shape[0]):
+            g = out[i]
+            q = float(rng.uniform(*cfg.qmax))
+            if q < params.qmax:
+                g = _lower_qmax_cached(r.tobytes(), float(levels[np.argmin(np.abs(levels - q))]), g)
+            g = extra_qdamp(g, r, float(rng.uniform(*cfg.qdamp)), params.qdamp)
+            g = strain_curve(g, r, float(rng.uniform(*cfg.strain)))
+            if rng.random() < cfg.p_particle:
+                lo, hi = cfg.particle_diameter
+                g = g * particle_envelope(
+                    r, float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+                )
+            g = add_baseline(g, r, float(rng.uniform(*cfg.baseline)))
+            out[i] = add_noise(g, float(rng.uniform(*cfg.noise)), rng)
+        return out
+
+    return apply

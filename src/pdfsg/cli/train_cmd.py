@@ -58,6 +58,12 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="DistributedDataParallel; launch with torchrun --nproc-per-node=N",
     )
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        help="measurement-realism effects on the fly (lower Qmax, extra Qdamp, strain, "
+        "nanoparticle envelope, baseline, noise; pdfsg.augment.AugmentConfig defaults)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -80,6 +86,14 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from pdfsg.train import train
 
+    augment_fn = None
+    if args.augment:
+        from pdfsg.augment import AugmentConfig, on_the_fly
+        from pdfsg.datasets import read_manifest
+        from pdfsg.params import PdfParams
+
+        params = PdfParams.from_dict(read_manifest(args.dataset)["params"])
+        augment_fn = on_the_fly(AugmentConfig(), params)
     bar = None
 
     def progress(ev) -> None:  # only called on the main process
@@ -118,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
             ensemble=args.ensemble,
             max_train=args.max_train,
             train_overrides=_parse_sets(args.set),
+            augment=augment_fn,
             model_overrides=_parse_sets(args.model_set),
             device=args.device,
             resume=args.resume,
