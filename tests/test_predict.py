@@ -29,8 +29,9 @@ def _measured_like(structure: Structure, rmax: float, qmax: float = 26.0) -> tup
 
 
 def rocksalt() -> Structure:
-    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
-                                     [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
 
 
 def test_shipped_family_has_a_long_and_a_short_model(predictor):
@@ -86,8 +87,9 @@ def test_cli_json_and_bad_files_in_a_batch(tmp_path, capsys):
     binary = tmp_path / "binary.gr"
     binary.write_bytes(bytes(range(256)) * 4)
     nan = tmp_path / "nan.gr"
-    nan.write_text("1.0 0.5\n1.1 nan\n1.2 0.3\n" + "\n".join(f"{x:.2f} 0.1" for x in
-                                                              np.arange(1.3, 25, 0.1)))
+    nan.write_text(
+        "1.0 0.5\n1.1 nan\n1.2 0.3\n" + "\n".join(f"{x:.2f} 0.1" for x in np.arange(1.3, 25, 0.1))
+    )
     code = main(["predict", str(good), str(empty), str(binary), str(nan), "--format", "json"])
     out, err = capsys.readouterr()
     assert code == 2
@@ -116,3 +118,16 @@ def test_cli_no_input_and_missing_file(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "missing.gr")]) == 2
     err = capsys.readouterr().err
     assert "missing.gr" in err
+
+
+def test_header_settings_are_read_and_options_override_them(predictor, tmp_path):
+    r, g = _measured_like(rocksalt(), 30.0)
+    path = tmp_path / "nacl.gr"
+    write_gr(path, r, g, title="NaCl", settings={"qmax": 26.0, "qdamp": 0.03, "radiation": "xray"})
+    res = predictor.predict_file(path)
+    assert res.data_settings["qmax"] == 26.0 and res.data_settings["qmax_from"] == "header"
+    assert res.data_settings["radiation"] == "xray"
+    res = predictor.predict_file(path, qdamp=0.2, radiation="neutron")
+    assert res.data_settings["qdamp"] == 0.2 and res.data_settings["qdamp_from"] == "option"
+    assert res.data_settings["radiation"] == "neutron"
+    assert any("Qdamp = 0.2" in w for w in res.warnings)

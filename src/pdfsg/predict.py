@@ -50,6 +50,7 @@ class PredictionResult:
     uncertainty: str
     warnings: list[str] = field(default_factory=list)
     model: str = ""
+    data_settings: dict[str, Any] = field(default_factory=dict)
     r: np.ndarray | None = field(default=None, repr=False)
     x: np.ndarray | None = field(default=None, repr=False)
 
@@ -61,6 +62,7 @@ class PredictionResult:
             "uncertainty": self.uncertainty,
             "warnings": list(self.warnings),
             "model": self.model,
+            "data_settings": dict(self.data_settings),
         }
 
 
@@ -267,19 +269,43 @@ class Predictor:
         path: str | Path,
         *,
         qmax: float | None = None,
+        qdamp: float | None = None,
+        radiation: str | None = None,
         top: int = 6,
     ) -> PredictionResult:
         """Read a PDF file (.gr, .cgr, .fgr, two/three-column text) and rank space groups.
 
-        ``qmax`` overrides the Qmax read from the file's header.
+        ``qmax``, ``qdamp`` and ``radiation`` override what the file's header says; the
+        values used are reported in ``data_settings`` (with where they came from) and
+        checked against the range the model was trained on.
         """
+        from pdfsg.augment import AugmentConfig
         from pdfsg.io import read_pdf_file
 
         data = read_pdf_file(path)
-        q = qmax if qmax is not None else data.qmax
-        result = self.predict(data.r, data.g, qmax=q, source=str(path), top=top)
-        if data.radiation == "neutron" and not any("neutron" in w for w in result.warnings):
+        settings: dict[str, Any] = {}
+        for key, flag, header in (
+            ("qmax", qmax, data.qmax),
+            ("qdamp", qdamp, data.qdamp),
+            ("radiation", radiation, data.radiation),
+        ):
+            value = flag if flag is not None else header
+            if value is not None:
+                settings[key] = value
+                settings[f"{key}_from"] = "option" if flag is not None else "header"
+        result = self.predict(data.r, data.g, qmax=settings.get("qmax"), source=str(path), top=top)
+        result.data_settings = settings
+        trained = AugmentConfig()  # the ranges the shipped models were trained on
+        q = settings.get("qdamp")
+        if q is not None and not trained.qdamp[0] <= q <= trained.qdamp[1]:
             result.warnings.append(
-                f"{path}: neutron data (header); the model was trained on X-ray and neutron weights"
+                f"{path}: Qdamp = {q:g} 1/Å is outside the range the model was trained on "
+                f"({trained.qdamp[0]:g}-{trained.qdamp[1]:g})"
+            )
+        q = settings.get("qmax")
+        if q is not None and q < trained.qmax[0]:
+            result.warnings.append(
+                f"{path}: Qmax = {q:g} 1/Å is below the lowest the model was trained on "
+                f"({trained.qmax[0]:g})"
             )
         return result

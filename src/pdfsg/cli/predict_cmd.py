@@ -33,6 +33,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--qmax", type=float, default=None, help="Qmax of the data [1/Å] (overrides header)"
     )
+    p.add_argument(
+        "--qdamp", type=float, default=None, help="Qdamp of the data [1/Å] (overrides header)"
+    )
+    p.add_argument(
+        "--radiation", choices=("xray", "neutron"), default=None, help="overrides the header"
+    )
     p.add_argument("--plot", metavar="PNG", help="draw each PDF and its top-K probabilities")
     p.add_argument("-o", "--output", metavar="FILE", help="write the results here, not stdout")
     p.set_defaults(func=run)
@@ -105,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for f in args.files:
         try:
-            res = predictor.predict_file(f, qmax=args.qmax, top=args.top)
+            res = predictor.predict_file(
+                f, qmax=args.qmax, qdamp=args.qdamp, radiation=args.radiation, top=args.top
+            )
         except PdfsgError as exc:  # one bad file does not stop the others
             failed += 1
             print(f"pdfsg predict: error: {exc}", file=sys.stderr)
