@@ -1592,14 +1592,15 @@ def deferred_records(
 
 def records_from_spec(spec: str) -> Iterator[StructureRecord]:
     """The ``synthetic:SPEC`` source of ``pdfsg dataset build``: SPEC is
-    ``N[,seed=S][,groups=paper45|all230][,distribution=balanced|paper45]``."""
+    ``N[,seed=S][,groups=paper45|all230][,distribution=balanced|paper45][,stats=PATH]``
+    (PATH: a table from ``pdfsg stats build``; default the shipped one)."""
     fields = spec.split(",")
     try:
         n = int(fields[0])
         opts = dict(f.split("=", 1) for f in fields[1:])
     except ValueError as exc:
         raise ParamsError(f"bad synthetic source spec {spec!r}: {exc}") from None
-    unknown = set(opts) - {"seed", "groups", "distribution"}
+    unknown = set(opts) - {"seed", "groups", "distribution", "stats"}
     if unknown:
         raise ParamsError(f"bad synthetic source spec {spec!r}: unknown {sorted(unknown)}")
     if n <= 0:
@@ -1611,9 +1612,13 @@ def records_from_spec(spec: str) -> Iterator[StructureRecord]:
         from pdfsg.spacegroups import label_set
 
         per_group = max(1, -(-n // len(label_set(groups))))
-        config = SyntheticConfig(space_groups=groups, per_group=per_group, seed=seed)
+        config = SyntheticConfig(
+            space_groups=groups, per_group=per_group, seed=seed, stats_path=opts.get("stats")
+        )
     else:
-        config = SyntheticConfig(space_groups=groups, distribution=dist, seed=seed)
+        config = SyntheticConfig(
+            space_groups=groups, distribution=dist, seed=seed, stats_path=opts.get("stats")
+        )
     return deferred_records(config, 0, n)
 
 

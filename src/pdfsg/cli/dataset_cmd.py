@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from pdfsg.cli.common import add_pdf_params_arguments, pdf_params_from_args
@@ -46,6 +47,12 @@ def add_parser(subparsers: Any) -> None:
         default="balanced",
         choices=("balanced", "paper45"),
         help="balanced per class, or in proportion to the paper's Table 1 counts",
+    )
+    build.add_argument(
+        "--synthetic-stats",
+        metavar="STATS.json",
+        help="statistics learned from your own structures (pdfsg stats build); default: the "
+        "table shipped with pdfsg",
     )
     build.add_argument("-o", "--out", required=True, metavar="OUT.h5", help="dataset file")
     build.add_argument(
@@ -147,6 +154,8 @@ def run_build(args: argparse.Namespace) -> int:
             f"synthetic:{args.synthetic},seed={args.seed},groups={args.label_set},"
             f"distribution={args.synthetic_distribution}"
         )
+        if args.synthetic_stats:
+            source += f",stats={Path(args.synthetic_stats).resolve()}"
     bar = _Bar(enabled=not args.no_progress)
     try:
         summary = build_dataset(
