@@ -49,7 +49,9 @@ DEFAULT_SETTINGS = {
 }
 
 
-def run_one(dataset, model: str, out: Path, epochs: int | None, device: str) -> dict:
+def run_one(
+    dataset, model: str, out: Path, epochs: int | None, device: str, lr: float | None = None
+) -> dict:
     from pdfsg.artifact import load_history, load_model
     from pdfsg.evaluate import evaluate
     from pdfsg.report import write_report
@@ -58,6 +60,8 @@ def run_one(dataset, model: str, out: Path, epochs: int | None, device: str) -> 
     settings = dict(DEFAULT_SETTINGS.get(model, {}))
     if epochs is not None and model in ("cnn-paper", "pdfsg-net"):
         settings["epochs"] = epochs
+    if lr is not None:
+        settings["lr"] = lr
     timing_file = out / "timing.json"
     if not (out / "manifest.json").exists():
         resume = (out / "checkpoint.pt").exists()
@@ -95,6 +99,13 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, required=True)
     ap.add_argument("--models", nargs="+", default=list(PAPER))
     ap.add_argument("--cnn-epochs", type=int, default=8)
+    ap.add_argument(
+        "--cnn-lr",
+        type=float,
+        default=None,
+        help="learning rate of the paper CNN (default: the paper's 0.1, which does not train "
+        "with Adam here; 1e-3 does)",
+    )
     ap.add_argument("--net-epochs", type=int, default=None)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -112,7 +123,8 @@ def main() -> None:
     }
     for model in args.models:
         epochs = args.cnn_epochs if model == "cnn-paper" else args.net_epochs
-        res = run_one(ds, model, args.runs / model, epochs, args.device)
+        lr = args.cnn_lr if model == "cnn-paper" else None
+        res = run_one(ds, model, args.runs / model, epochs, args.device, lr)
         results["runs"][model] = res
         args.out.mkdir(parents=True, exist_ok=True)
         results_file.write_text(json.dumps(results, indent=1))
