@@ -75,7 +75,7 @@ def run_one(
     write_report(ev, out / "report", history=load_history(out))
     timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
     n_train = int((dataset.split == 0).sum())
-    cfg = clf.manifest.get("train_config", {}) if clf.manifest else {}
+    cfg = (clf.manifest or {}).get("training", {}).get("train_config", {})
     n_epochs = cfg.get("epochs", 1) if model in ("cnn-paper", "pdfsg-net") else 1
     seconds = timing.get("train_seconds")
     return {
@@ -89,6 +89,10 @@ def run_one(
         "train_samples_per_second": (n_train * n_epochs / seconds) if seconds else None,
         "paper": PAPER.get(model, {}),
     }
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1%}"
 
 
 def main() -> None:
@@ -142,8 +146,8 @@ def main() -> None:
         acc = r["top_k_accuracy"]
         sps = r["train_samples_per_second"]
         lines.append(
-            f"| {name} | {r['epochs']} | {p.get('1', float('nan')):.1%} | {acc['1']:.1%} | "
-            f"{p.get('6', float('nan')):.1%} | {acc['6']:.1%} | "
+            f"| {name} | {r['epochs']} | {_pct(p.get('1'))} | {_pct(acc['1'])} | "
+            f"{_pct(p.get('6'))} | {_pct(acc['6'])} | "
             f"{r['train_seconds'] or float('nan'):.0f} | {sps or float('nan'):.0f} |"
         )
     (args.out / "paper_protocol.md").write_text("\n".join(lines) + "\n")
