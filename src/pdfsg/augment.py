@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -72,7 +72,6 @@ class AugmentConfig:
     p_neutron: float = 0.2
     copies: int = 4
     pool_size: int = 24
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_range("qmax", self.qmax, lower=1.0)
@@ -93,11 +92,7 @@ class AugmentConfig:
             raise ParamsError(f"augmentation pool_size must be >= 1, got {self.pool_size}")
 
     def to_dict(self) -> dict:
-        return {
-            k: (list(v) if isinstance(v, tuple) else v)
-            for k, v in self.__dict__.items()
-            if k != "extra"
-        }
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
 
 def draw_params(base: PdfParams, cfg: AugmentConfig, rng: np.random.Generator) -> PdfParams:

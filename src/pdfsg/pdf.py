@@ -159,14 +159,20 @@ def _translation_ranges(lattice: np.ndarray, rcut: float) -> np.ndarray:
     return np.ceil(rcut * np.linalg.norm(recip, axis=1)).astype(np.int64) + 1
 
 
+def _lattice_shifts(lattice: np.ndarray, cart: np.ndarray, rcut: float) -> np.ndarray:
+    """Cartesian lattice translations [Å] that can bring an atom within rcut of another:
+    the box of :func:`_translation_ranges`, less those whose whole cell lies beyond rcut."""
+    n = _translation_ranges(lattice, rcut)
+    axes = [np.arange(-k, k + 1) for k in n]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    shifts = grid @ lattice
+    return shifts[np.linalg.norm(shifts, axis=1) - _cell_span(cart) <= rcut]
+
+
 def _pair_histogram_numpy(
     lattice: np.ndarray, cart: np.ndarray, weights: np.ndarray, rcut: float, step: float, nbins: int
 ) -> np.ndarray:
-    n = np.asarray(_translation_ranges(lattice, rcut))
-    grid = np.stack(
-        np.meshgrid(*[np.arange(-k, k + 1) for k in n], indexing="ij"), axis=-1
-    ).reshape(-1, 3)
-    shifts = grid @ lattice
+    shifts = _lattice_shifts(lattice, cart, rcut)
     hist = np.zeros(nbins, dtype=np.float64)
     for i in range(len(cart)):
         d = cart[None, :, :] + shifts[:, None, :] - cart[i]
@@ -283,11 +289,7 @@ def pair_histogram_torch(
     import torch
 
     nbins = math.ceil(rcut / step) + 2
-    n = _translation_ranges(cell.lattice, rcut)
-    axes = [np.arange(-k, k + 1) for k in n]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    shifts = grid @ cell.lattice
-    shifts = shifts[np.linalg.norm(shifts, axis=1) - _cell_span(cell.cart) <= rcut]
+    shifts = _lattice_shifts(cell.lattice, cell.cart, rcut)
     dev = torch.device(device)
     cart = torch.as_tensor(cell.cart, dtype=torch.float64, device=dev)
     w = torch.as_tensor(cell.weights, dtype=torch.float64, device=dev)
