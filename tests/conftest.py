@@ -5,9 +5,9 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import pytest  # noqa: E402
+import pytest
 
-from pdfsg.shared_data import shared_data_dir  # noqa: E402
+from pdfsg.shared_data import shared_data_dir
 
 
 @pytest.fixture(scope="session")

@@ -155,6 +155,24 @@ def test_load_errors_are_one_line(tmp_path):
     one_line("not a pdfsg model manifest")
 
 
+def test_one_vs_rest_logreg_round_trips_and_bad_link_is_refused(tmp_path):
+    clf = _logreg_classifier("x", PdfParams())
+    clf.config["multiclass"] = "ovr"
+    X = np.random.default_rng(2).random((4, clf.npoints)).astype(np.float32)
+    folder = save_model(tmp_path / "ovr", clf)
+    back = load_model(folder)
+    assert back.multiclass == "ovr"
+    assert np.allclose(back.predict_proba(X), clf.predict_proba(X))
+    clf.config["multiclass"] = "multinomial"  # the same scores through softmax differ
+    assert not np.allclose(back.predict_proba(X), clf.predict_proba(X))
+    manifest = folder / "manifest.json"
+    m = json.loads(manifest.read_text())
+    m["config"]["multiclass"] = "softmax-ish"
+    manifest.write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="unknown multiclass 'softmax-ish'"):
+        load_model(folder)
+
+
 def test_check_compatible_refuses_other_params_and_labels():
     clf = _logreg_classifier("x", PdfParams())
     check_compatible(clf, PdfParams(), LABELS[:3])

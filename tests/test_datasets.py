@@ -381,21 +381,40 @@ def test_merge_keeps_splits_and_drops_cross_file_duplicates(tmp_path):
     rng = np.random.default_rng(0)
     g = rng.normal(size=(4, params.npoints))
     common = {"params": params, "manifest": {"label_set": "paper45", "labels": [14, 225]}}
-    write_dataset_file(tmp_path / "a.h5", ids=["a1", "a2", "a3"], formula=["NaCl", "Si", "KCl"],
-                       space_group=np.array([225, 14, 225]), G=g[:3], split=np.array([0, 0, 1]),
-                       **common)
+    write_dataset_file(
+        tmp_path / "a.h5",
+        ids=["a1", "a2", "a3"],
+        formula=["NaCl", "Si", "KCl"],
+        space_group=np.array([225, 14, 225]),
+        G=g[:3],
+        split=np.array([0, 0, 1]),
+        **common,
+    )
     # b1 is a2 under another id (same formula, space group and curve): a duplicate;
     # a3 appears again by id; b2 is new
-    write_dataset_file(tmp_path / "b.h5", ids=["b1", "a3", "b2"], formula=["Si", "KCl", "CsCl"],
-                       space_group=np.array([14, 225, 225]), G=np.vstack([g[1], g[2], g[3]]),
-                       split=np.array([1, 0, 1]), **common)
+    write_dataset_file(
+        tmp_path / "b.h5",
+        ids=["b1", "a3", "b2"],
+        formula=["Si", "KCl", "CsCl"],
+        space_group=np.array([14, 225, 225]),
+        G=np.vstack([g[1], g[2], g[3]]),
+        split=np.array([1, 0, 1]),
+        **common,
+    )
     summary = merge_datasets([tmp_path / "a.h5", tmp_path / "b.h5"], tmp_path / "m.h5")
     assert summary.n_rows == 4 and summary.n_duplicates == 2
     ds = read_dataset(tmp_path / "m.h5")
     got = dict(zip(ds.ids.tolist(), ds.split.tolist(), strict=True))
     assert got == {"a1": 0, "a2": 0, "a3": 1, "b2": 1}
-    write_dataset_file(tmp_path / "c.h5", ids=["c1"], formula=["Si"], space_group=np.array([14]),
-                       G=g[:1], split=np.array([0]), params=params.replace(qmax=20.0),
-                       manifest=common["manifest"])
+    write_dataset_file(
+        tmp_path / "c.h5",
+        ids=["c1"],
+        formula=["Si"],
+        space_group=np.array([14]),
+        G=g[:1],
+        split=np.array([0]),
+        params=params.replace(qmax=20.0),
+        manifest=common["manifest"],
+    )
     with pytest.raises(DatasetError, match="PdfParams differ"):
         merge_datasets([tmp_path / "a.h5", tmp_path / "c.h5"], tmp_path / "x.h5")

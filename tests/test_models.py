@@ -140,3 +140,46 @@ def test_logreg_x2_probabilities_are_sklearns():
     sk = LogisticRegression(C=1.0, solver="lbfgs", max_iter=300).fit(F, y)
     mine = logreg_predict_proba(X, sk.coef_, sk.intercept_, "x2")
     assert np.allclose(mine, sk.predict_proba(F), atol=1e-5)
+
+
+def test_logreg_sgd_is_sklearns_one_vs_rest():
+    from sklearn.linear_model import SGDClassifier
+
+    X, y = _bumps(30, 6, 40, seed=4)
+    Xt, yt = _bumps(10, 6, 40, seed=5)
+    cfg = LogRegConfig(
+        feature="x", solver="sgd", alphas=(1e-4, 1e-3), l1_ratios=(0.75,), max_iter=200
+    )
+    fit = fit_logreg(X, y, 7, cfg)  # class 6 has no rows
+    assert fit.multiclass == "ovr" and len(fit.cv["points"]) == 2
+    proba = logreg_predict_proba(Xt, fit.coef, fit.intercept, "x", multiclass="ovr")
+    assert np.allclose(proba.sum(1), 1) and proba[:, 6].max() < 1e-10
+    assert float((proba.argmax(1) == yt).mean()) > 3 / 6  # chance is 1/6
+    # probabilities are SGDClassifier's predict_proba (normalised one-vs-rest sigmoids)
+    sk = SGDClassifier(
+        loss="log_loss",
+        penalty="elasticnet",
+        alpha=1e-3,
+        l1_ratio=0.75,
+        max_iter=200,
+        random_state=0,
+    ).fit(X, y)
+    mine = logreg_predict_proba(Xt, sk.coef_, sk.intercept_, "x", multiclass="ovr")
+    assert np.allclose(mine, sk.predict_proba(Xt), atol=1e-6)
+    # the two links differ: softmax of the same scores is not the one-vs-rest answer
+    assert not np.allclose(logreg_predict_proba(Xt, sk.coef_, sk.intercept_, "x"), mine)
+
+
+def test_logreg_sgd_binary_case_keeps_both_classes():
+    X, y = _bumps(20, 2, 30, seed=6)
+    cfg = LogRegConfig(feature="x", solver="sgd", alphas=(1e-3,), l1_ratios=(1.0,), cv_folds=0)
+    fit = fit_logreg(X, y, 3, cfg)
+    proba = logreg_predict_proba(X, fit.coef, fit.intercept, "x", multiclass="ovr")
+    assert np.allclose(proba.sum(1), 1) and float((proba.argmax(1) == y).mean()) > 0.8
+
+
+def test_logreg_config_refuses_unknown_solver():
+    with pytest.raises(ValueError, match="solver must be one of"):
+        LogRegConfig(solver="lbfgs")
+    with pytest.raises(ValueError, match="multiclass must be"):
+        logreg_predict_proba(np.zeros((1, 5)), np.zeros((2, 5)), np.zeros(2), "x", multiclass="x")

@@ -69,7 +69,7 @@ def test_data_that_stop_at_20_angstrom_use_the_short_model(predictor):
 
 def test_data_that_cover_too_little_r_are_refused(predictor):
     r, g = _measured_like(rocksalt(), 8.0)
-    with pytest.raises(PdfFileError, match="tiny.gr"):
+    with pytest.raises(PdfFileError, match=r"tiny\.gr"):
         predictor.predict(r, g, source="tiny.gr")
 
 

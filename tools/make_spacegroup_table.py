@@ -52,7 +52,9 @@ def crystal_system(number: int) -> str:
 
 
 def _pairs(table: dict) -> list[list[int]]:
-    return sorted({(int(n), int(i)) for n, i in zip(table["subgroup"], table["index"])})
+    return sorted(
+        {(int(n), int(i)) for n, i in zip(table["subgroup"], table["index"], strict=True)}
+    )
 
 
 def build() -> dict:

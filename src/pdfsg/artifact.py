@@ -289,6 +289,11 @@ def load_model(
             d = feature_dim(params.npoints, str(config.get("feature")))
         except ValueError as exc:
             raise ModelError(f"{folder / MANIFEST}: {exc}") from None
+        if config.get("multiclass", "multinomial") not in ("multinomial", "ovr"):
+            raise ModelError(
+                f"{folder / MANIFEST}: unknown multiclass {config.get('multiclass')!r} "
+                "(expected 'multinomial' or 'ovr')"
+            )
         if coef.shape != (len(labels), d) or intercept.shape != (len(labels),):
             raise ModelError(
                 f"{path}: coefficient shape {coef.shape} does not match {len(labels)} labels "

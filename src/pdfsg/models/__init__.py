@@ -83,6 +83,11 @@ class LogRegClassifier:
         return str(self.config["feature"])
 
     @property
+    def multiclass(self) -> str:
+        """``"multinomial"`` (softmax) or ``"ovr"`` (one-vs-rest, normalised sigmoids)."""
+        return str(self.config.get("multiclass", "multinomial"))
+
+    @property
     def npoints(self) -> int:
         return self.params.npoints
 
@@ -95,7 +100,9 @@ class LogRegClassifier:
         from pdfsg.models.logreg import logreg_predict_proba
 
         X = _check_input(X, self.npoints, start, False, f"logreg-{self.feature} model")
-        return logreg_predict_proba(X, self.coef, self.intercept, self.feature)
+        return logreg_predict_proba(
+            X, self.coef, self.intercept, self.feature, multiclass=self.multiclass
+        )
 
 
 @dataclass
