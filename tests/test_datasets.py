@@ -418,3 +418,59 @@ def test_merge_keeps_splits_and_drops_cross_file_duplicates(tmp_path):
     )
     with pytest.raises(DatasetError, match="PdfParams differ"):
         merge_datasets([tmp_path / "a.h5", tmp_path / "c.h5"], tmp_path / "x.h5")
+
+
+def test_combine_takes_roles_and_refuses_mismatches(tmp_path):
+    from pdfsg.datasets import combine_datasets, read_dataset, write_dataset_file
+
+    params = PdfParams()
+    g = np.random.default_rng(1).normal(size=(5, params.npoints))
+    common = {"params": params, "manifest": {"label_set": "paper45", "labels": [14, 225]}}
+    write_dataset_file(
+        tmp_path / "real.h5",
+        ids=["r1", "r2", "r3"],
+        formula=["A", "B", "C"],
+        space_group=np.array([14, 225, 225]),
+        G=g[:3],
+        split=np.array([0, 1, 0]),
+        **common,
+    )
+    write_dataset_file(
+        tmp_path / "syn.h5",
+        ids=["s1", "s2"],
+        formula=["D", "E"],
+        space_group=np.array([225, 14]),
+        G=g[3:],
+        split=np.array([0, 1]),
+        **common,
+    )
+    real, syn = read_dataset(tmp_path / "real.h5"), read_dataset(tmp_path / "syn.h5")
+    both = combine_datasets([(syn, "all-train"), (real, "train"), (real, "test")])
+    assert dict(zip(both.ids.tolist(), both.split.tolist(), strict=True)) == {
+        "s1": 0,
+        "s2": 0,
+        "r1": 0,
+        "r3": 0,
+        "r2": 1,
+    }
+    assert both.split.tolist() == [0, 0, 0, 0, 1]  # training rows first
+    i = both.ids.tolist().index("s2")
+    assert both.y[i] == 14 and np.allclose(both.G[i], syn.G[syn.ids.tolist().index("s2")])
+    assert [s["n"] for s in both.manifest["source"]] == [2, 2, 1]
+    assert both.manifest["counts"] == {"14": 2, "225": 3}
+    with pytest.raises(DatasetError, match="unknown role 'val'"):
+        combine_datasets([(real, "val")])
+    write_dataset_file(
+        tmp_path / "q20.h5",
+        ids=["q"],
+        formula=["F"],
+        space_group=np.array([14]),
+        G=g[:1],
+        split=np.array([0]),
+        params=params.replace(qmax=20.0),
+        manifest=common["manifest"],
+    )
+    with pytest.raises(DatasetError, match="other PdfParams"):
+        combine_datasets([(real, "train"), (read_dataset(tmp_path / "q20.h5"), "train")])
+    with pytest.raises(DatasetError, match="no rows selected"):
+        combine_datasets([(syn.subset(slice(0, 0)), "all-train")])

@@ -420,6 +420,80 @@ class MergeSummary:
     n_duplicates: int
 
 
+def combine_datasets(
+    parts: Sequence[tuple[Dataset, str]], manifest: dict[str, Any] | None = None
+) -> Dataset:
+    """One in-memory Dataset of chosen rows of several, for experiments across sources.
+
+    Parameters
+    ----------
+    parts : sequence of (Dataset, role)
+        ``role`` is ``"train"`` (the dataset's training rows, as training rows), ``"test"``
+        (its test rows, as test rows) or ``"all-train"`` (every row, as a training row: a
+        synthetic set used only for training).
+    manifest : dict, optional
+        Extra manifest entries; ``labels``, ``label_set``, ``params`` and ``source`` (what
+        came from where) are filled in.
+
+    Raises
+    ------
+    DatasetError
+        The parts differ in labels or PdfParams, a role is unknown, or no row is selected.
+    """
+    if not parts:
+        raise DatasetError("combine_datasets needs at least one dataset")
+    first = parts[0][0]
+    chosen: list[Dataset] = []
+    splits: list[np.ndarray] = []
+    source = []
+    for ds, role in parts:
+        if ds.labels != first.labels:
+            raise DatasetError(f"combine_datasets: label sets differ ({ds.label_set} rows)")
+        if not ds.params.same_grid_and_physics(first.params):
+            raise DatasetError("combine_datasets: the datasets were built with other PdfParams")
+        if role == "train":
+            sub, split = ds.train(), TRAIN
+        elif role == "test":
+            sub, split = ds.test(), TEST
+        elif role == "all-train":
+            sub, split = ds, TRAIN
+        else:
+            raise DatasetError(f"combine_datasets: unknown role {role!r} (train, test, all-train)")
+        chosen.append(sub)
+        splits.append(np.full(len(sub), split, dtype=np.int8))
+        source.append({"role": role, "n": len(sub), "source": ds.manifest.get("source")})
+    split = np.concatenate(splits)
+    if split.size == 0:
+        raise DatasetError("combine_datasets: no rows selected")
+    order = np.argsort(split, kind="stable")  # training rows first
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(d, name) for d in chosen])[order]
+
+    y = cat("y")
+    return Dataset(
+        X=cat("X"),
+        G=cat("G"),
+        y=y,
+        ids=cat("ids"),
+        formula=cat("formula"),
+        split=split[order],
+        r=first.r,
+        manifest={
+            **(manifest or {}),
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "label_set": first.label_set,
+            "labels": list(first.labels),
+            "params": first.params.to_dict(),
+            "source": source,
+            "counts": {str(sg): int((y == sg).sum()) for sg in first.labels},
+        },
+        params=first.params,
+        labels=first.labels,
+    )
+
+
 # --------------------------------------------------------------------------- splitting
 
 
