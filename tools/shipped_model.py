@@ -139,11 +139,18 @@ def load_augmented(dataset: Path, copies: int) -> dict[str, np.ndarray]:
     return out
 
 
-def assemble(datasets: list[Path], copies: int, rmax: float, aug_from: list[Path] | None = None):
+def assemble(
+    datasets: list[Path],
+    copies: int,
+    rmax: float,
+    aug_from: list[Path] | None = None,
+    train_only: list[Path] | None = None,
+):
     """One in-memory Dataset: clean + augmented training rows, clean test rows, cut at rmax.
 
     The augmented copies are looked up by id in the parts folders of ``aug_from`` (default:
-    the datasets themselves), so a merged dataset can use its inputs' copies.
+    the datasets themselves), so a merged dataset can use its inputs' copies.  Every row of
+    the ``train_only`` datasets (synthetic crystals) is a training row, clean.
     """
     from pdfsg.datasets import Dataset, read_dataset
     from pdfsg.preprocess import normalize_minmax
@@ -152,14 +159,16 @@ def assemble(datasets: list[Path], copies: int, rmax: float, aug_from: list[Path
     sources = []
     params = None
     labels = None
-    for path in datasets:
+    train_only = list(train_only or [])
+    for path in [*datasets, *train_only]:
         ds = read_dataset(path)
         params = ds.params if params is None else params
         labels = ds.labels if labels is None else labels
         if ds.labels != labels or not ds.params.same_grid_and_physics(params):
             raise SystemExit(f"{path}: other labels or PdfParams than {datasets[0]}")
         aug = {}
-        for src in aug_from or [path]:
+        only_train = path in train_only
+        for src in [] if only_train else aug_from or [path]:
             aug.update(load_augmented(Path(src), copies))
         sources.append(
             {
@@ -167,6 +176,7 @@ def assemble(datasets: list[Path], copies: int, rmax: float, aug_from: list[Path
                 "manifest_source": ds.manifest.get("source"),
                 "n": len(ds),
                 "n_augmented": len(aug),
+                "role": "every row trains, clean" if only_train else "splits kept",
             }
         )
         for i in range(len(ds)):
@@ -178,7 +188,7 @@ def assemble(datasets: list[Path], copies: int, rmax: float, aug_from: list[Path
                 parts["y"].append(ds.y[i])
                 parts["ids"].append(ds.ids[i] if k == 0 else f"{ds.ids[i]}#aug{k}")
                 parts["formula"].append(ds.formula[i])
-                parts["split"].append(ds.split[i])
+                parts["split"].append(0 if only_train else ds.split[i])
     assert params is not None and labels is not None
     new_params = params.replace(rmax=rmax)
     n = new_params.npoints
@@ -219,7 +229,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from pdfsg.train import train
 
     aug_from = [Path(p) for p in args.aug_from] if args.aug_from else None
-    ds = assemble([Path(p) for p in args.datasets], args.copies, args.rmax, aug_from)
+    train_only = [Path(p) for p in args.train_only] if args.train_only else None
+    ds = assemble([Path(p) for p in args.datasets], args.copies, args.rmax, aug_from, train_only)
     print(
         f"assembled {len(ds)} rows ({int((ds.split == 0).sum())} train, "
         f"{int((ds.split == 1).sum())} test), {ds.params.npoints} points",
@@ -407,6 +418,9 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--rmax", type=float, default=30.0)
     t.add_argument("--copies", type=int, default=4)
     t.add_argument("--aug-from", nargs="*", help="datasets whose augmented parts to use")
+    t.add_argument(
+        "--train-only", nargs="*", help="datasets whose every row trains, clean (synthetic)"
+    )
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
