@@ -183,3 +183,13 @@ def test_logreg_config_refuses_unknown_solver():
         LogRegConfig(solver="lbfgs")
     with pytest.raises(ValueError, match="multiclass must be"):
         logreg_predict_proba(np.zeros((1, 5)), np.zeros((2, 5)), np.zeros(2), "x", multiclass="x")
+
+
+def test_one_vs_rest_probabilities_keep_the_order_of_very_negative_scores():
+    # scores -50, -60, -70: each sigmoid is tiny, the ranking must survive
+    coef = np.zeros((3, 2), dtype=np.float32)
+    intercept = np.array([-60.0, -50.0, -70.0])
+    proba = logreg_predict_proba(np.zeros((1, 2)), coef, intercept, "x", multiclass="ovr")
+    assert np.allclose(proba.sum(), 1)
+    assert proba[0].argsort().tolist() == [2, 0, 1]
+    assert proba[0, 1] / proba[0, 0] == pytest.approx(np.exp(10.0), rel=1e-6)

@@ -383,10 +383,10 @@ def logreg_predict_proba(
         F = _features(X[start : start + batch_size], feature, batch_size)
         z = (F @ coef.T).astype(np.float64) + intercept
         if multiclass == "ovr":
-            z = 0.5 * (1.0 + np.tanh(0.5 * z))  # σ(z) without overflow
-            z = np.maximum(z, 1e-300)
-        else:
-            z -= z.max(axis=1, keepdims=True)
-            np.exp(z, out=z)
+            # log σ(z) = -log(1 + e^-z): keeps the order of very negative scores, which σ
+            # itself would round to the same 0 (L1-sparse classes score far below -40)
+            z = -np.logaddexp(0.0, -z)
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
         out[start : start + batch_size] = z / z.sum(axis=1, keepdims=True)
     return out
