@@ -65,7 +65,7 @@ def run_one(
     if epochs is not None and model in ("cnn-paper", "pdfsg-net"):
         settings["epochs"] = epochs
         if model == "cnn-paper":
-            settings["milestones"] = scaled_milestones(epochs)
+            settings["train_overrides"] = {"milestones": scaled_milestones(epochs)}
     if lr is not None:
         settings["lr"] = lr
     if ensemble is not None:
