@@ -55,6 +55,7 @@ def run_one(
     device: str,
     lr: float | None = None,
     ensemble: int | None = None,
+    cnn_overrides: dict | None = None,
 ) -> dict:
     from pdfsg.artifact import load_history, load_model
     from pdfsg.evaluate import evaluate
@@ -65,7 +66,10 @@ def run_one(
     if epochs is not None and model in ("cnn-paper", "pdfsg-net"):
         settings["epochs"] = epochs
         if model == "cnn-paper":
-            settings["train_overrides"] = {"milestones": scaled_milestones(epochs)}
+            settings["train_overrides"] = {
+                "milestones": scaled_milestones(epochs),
+                **(cnn_overrides or {}),
+            }
     if lr is not None:
         settings["lr"] = lr
     if ensemble is not None:
@@ -125,6 +129,18 @@ def main() -> None:
         help="networks in the paper CNN's ensemble (paper: 3); the step schedule's "
         "milestones are scaled from 81/122 of 164 epochs to --cnn-epochs",
     )
+    ap.add_argument(
+        "--cnn-constant-lr",
+        action="store_true",
+        help="keep the CNN's learning rate constant (no step) over the epochs run",
+    )
+    ap.add_argument(
+        "--cnn-class-weight",
+        default="inverse",
+        choices=("inverse", "sqrt-inverse", "none"),
+        help="the paper's N/n_c (default), or milder weights for data more imbalanced than "
+        "the paper's",
+    )
     ap.add_argument("--net-epochs", type=int, default=None)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -145,9 +161,16 @@ def main() -> None:
         epochs = args.cnn_epochs if cnn else args.net_epochs
         lr = args.cnn_lr if cnn else None
         ensemble = args.cnn_ensemble if cnn else None
-        # CNN runs of other lengths are kept side by side (a learning curve of the protocol)
+        overrides = {}
         name = f"cnn-paper-e{epochs}x{ensemble}" if cnn else model
-        res = run_one(ds, model, args.runs / name, epochs, args.device, lr, ensemble)
+        if cnn and args.cnn_constant_lr:
+            overrides["milestones"] = (epochs + 1,)
+            name += "-constlr"
+        if cnn and args.cnn_class_weight != "inverse":
+            overrides["class_weight"] = args.cnn_class_weight
+            name += f"-{args.cnn_class_weight}"
+        # CNN runs of other lengths are kept side by side (a learning curve of the protocol)
+        res = run_one(ds, model, args.runs / name, epochs, args.device, lr, ensemble, overrides)
         results["runs"][name] = res
         args.out.mkdir(parents=True, exist_ok=True)
         results_file.write_text(json.dumps(results, indent=1))
