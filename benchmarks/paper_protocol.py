@@ -193,6 +193,14 @@ def main() -> None:
             f"{_pct(p.get('6'))} | {_pct(acc['6'])} | "
             f"{r['train_seconds'] or float('nan'):.0f} | {sps or float('nan'):.0f} |"
         )
+    for name, a in results.get("aborted", {}).items():
+        lines += ["", f"Stopped early, `{name}`: {a['stopped']}."]
+    lines += [
+        "",
+        "Training times are wall times on this 2-core CPU, some beside other jobs (see the "
+        "README's cost table for per-step costs on one quiet thread); LR times include the "
+        "cross-validation.",
+    ]
     (args.out / "paper_protocol.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
