@@ -20,7 +20,6 @@ Writes ``benchmarks/results/experimental.json`` and ``benchmarks/results/experim
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -38,38 +37,33 @@ def main() -> None:
     ap.add_argument("--throughput-files", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
+    from _runs import measured_files, rank_of
+
     folder = args.data / "experimental"
     predictor = Predictor.load(args.model)
     rows, others = [], []
-    with open(folder / "index.csv") as fh:
-        for item in csv.DictReader(fh):
-            path = folder / item["file"]
-            known = item["space_group_number"].strip()
-            res = predictor.predict_file(path, top=6)
-            full = predictor.predict_file(path, top=0)
-            top6 = [f"{p.symbol} ({p.space_group})" for p in res.predictions]
-            row = {
-                "file": item["file"],
-                "material": item["material"],
-                "kind": item["crystalline_or_nano"],
-                "known": item["space_group_symbol"],
-                "top6": top6,
-                "top1_probability": res.predictions[0].probability,
-                "uncertainty": res.uncertainty,
-                "warnings": res.warnings,
-                "model": res.model,
-            }
-            if known:
-                sg = int(float(known))
-                ranks = [p.space_group for p in full.predictions]
-                row["known_number"] = sg
-                row["in_label_set"] = sg in predictor.labels
-                row["rank"] = ranks.index(sg) + 1 if sg in ranks else None
-                row["hit_top6"] = row["rank"] is not None and row["rank"] <= 6
-                row["hit_top1"] = row["rank"] == 1
-                rows.append(row)
-            else:
-                others.append(row)
+    for path, item, sg in measured_files(args.data):
+        full = predictor.predict_file(path, top=0)  # every group ranked
+        row = {
+            "file": item["file"],
+            "material": item["material"],
+            "kind": item["crystalline_or_nano"],
+            "known": item["space_group_symbol"],
+            "top6": [f"{p.symbol} ({p.space_group})" for p in full.predictions[:6]],
+            "top1_probability": full.predictions[0].probability,
+            "uncertainty": full.uncertainty,
+            "warnings": full.warnings,
+            "model": full.model,
+        }
+        if sg is None:
+            others.append(row)
+            continue
+        row["known_number"] = sg
+        row["in_label_set"] = sg in predictor.labels
+        row["rank"] = rank_of(full, sg)
+        row["hit_top6"] = row["rank"] is not None and row["rank"] <= 6
+        row["hit_top1"] = row["rank"] == 1
+        rows.append(row)
 
     # cold start: a new process, as a user runs it
     one = folder / rows[0]["file"]

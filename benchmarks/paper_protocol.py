@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -57,10 +56,7 @@ def run_one(
     ensemble: int | None = None,
     cnn_overrides: dict | None = None,
 ) -> dict:
-    from pdfsg.artifact import load_history, load_model
-    from pdfsg.evaluate import evaluate
-    from pdfsg.report import write_report
-    from pdfsg.train import train
+    from _runs import train_and_score
 
     settings = dict(DEFAULT_SETTINGS.get(model, {}))
     if epochs is not None and model in ("cnn-paper", "pdfsg-net"):
@@ -74,22 +70,12 @@ def run_one(
         settings["lr"] = lr
     if ensemble is not None:
         settings["ensemble"] = ensemble
-    timing_file = out / "timing.json"
-    if not (out / "manifest.json").exists():
-        resume = (out / "checkpoint.pt").exists()
-        t = time.perf_counter()
-        train(dataset, model, out, device=device, resume=resume, **settings)
-        wall = time.perf_counter() - t
-        if not resume:
-            timing_file.write_text(json.dumps({"train_seconds": wall}))
-    clf = load_model(out)
-    ev = evaluate(clf, dataset, "test")
-    write_report(ev, out / "report", history=load_history(out))
-    timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
+    run = train_and_score(dataset, model, out, device=device, **settings)
+    clf, ev = run.classifier, run.evaluation
     n_train = int((dataset.split == 0).sum())
     cfg = (clf.manifest or {}).get("training", {}).get("train_config", {})
     n_epochs = cfg.get("epochs", 1) if model in ("cnn-paper", "pdfsg-net") else 1
-    seconds = timing.get("train_seconds")
+    seconds = run.train_seconds
     return {
         "model": model,
         "settings": settings,

@@ -24,10 +24,8 @@ Writes ``benchmarks/results/synthetic_to_real.json`` and ``synthetic_to_real.md`
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -47,22 +45,18 @@ def _subset(ds, n: int, seed: int):
 
 def measured_ranks(model_dir: Path, data: Path) -> dict | None:
     """Rank of the known space group for each single-phase measured PDF (None: no data)."""
-    index = data / "experimental" / "index.csv"
-    if not index.exists():
+    if not (data / "experimental" / "index.csv").exists():
         return None
+    from _runs import measured_files, rank_of
+
     from pdfsg.predict import Predictor
 
     predictor = Predictor.load(model_dir)
-    ranks = {}
-    with open(index) as fh:
-        for item in csv.DictReader(fh):
-            known = item["space_group_number"].strip()
-            if not known:
-                continue  # mixtures and clusters have no single answer
-            sg = int(float(known))
-            res = predictor.predict_file(index.parent / item["file"], top=0)
-            order = [p.space_group for p in res.predictions]
-            ranks[item["file"]] = order.index(sg) + 1 if sg in order else None
+    ranks = {
+        item["file"]: rank_of(predictor.predict_file(path, top=0), sg)
+        for path, item, sg in measured_files(data)
+        if sg is not None  # mixtures and clusters have no single answer
+    }
     hits = [r for r in ranks.values() if r is not None]
     return {
         "n": len(ranks),
@@ -73,34 +67,19 @@ def measured_ranks(model_dir: Path, data: Path) -> dict | None:
 
 
 def run_one(name: str, ds, out: Path, epochs: int, seed: int, device: str, data: Path | None):
-    from pdfsg.artifact import load_history, load_model
-    from pdfsg.evaluate import evaluate
-    from pdfsg.report import write_report
-    from pdfsg.train import train
+    from _runs import train_and_score
 
-    timing_file = out / "timing.json"
-    if not (out / "manifest.json").exists():
-        resume = (out / "checkpoint.pt").exists()
-        t = time.perf_counter()
-        train(ds, "pdfsg-net", out, epochs=epochs, seed=seed, device=device, resume=resume)
-        if not resume:
-            timing_file.write_text(json.dumps({"train_seconds": time.perf_counter() - t}))
-    clf = load_model(out)
-    ev = evaluate(clf, ds, "test")
-    write_report(ev, out / "report", history=load_history(out))
-    timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
-    n_train = int((ds.split == 0).sum())
-    hist = load_history(out) or {}
-    members = hist.get("members") or [[]]
+    run = train_and_score(ds, "pdfsg-net", out, epochs=epochs, seed=seed, device=device)
+    members = (run.history or {}).get("members") or [[]]
     final_train_acc = members[0][-1].get("train_acc") if members[0] else None
     return {
         "experiment": name,
-        "n_train": n_train,
-        "n_test": ev.n,
+        "n_train": int((ds.split == 0).sum()),
+        "n_test": run.evaluation.n,
         "epochs": epochs,
-        "top_k_accuracy": {str(k): v for k, v in ev.top_k.items()},
+        "top_k_accuracy": {str(k): v for k, v in run.evaluation.top_k.items()},
         "final_train_accuracy": final_train_acc,
-        "train_seconds": timing.get("train_seconds"),
+        "train_seconds": run.train_seconds,
         "measured": measured_ranks(out, data) if data else None,
     }
 

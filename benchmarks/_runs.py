@@ -1,0 +1,69 @@
+"""Helpers the benchmark scripts share: a resumable train-then-score run, and the measured
+PDFs of the shared data with their known space groups.
+
+The scripts run as ``python benchmarks/<name>.py``, so this folder is on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ScoredRun:
+    """A trained model folder scored on a dataset's test split."""
+
+    classifier: Any
+    evaluation: Any
+    history: dict | None
+    train_seconds: float | None
+
+
+def train_and_score(dataset, model: str, out: Path, **train_kwargs) -> ScoredRun:
+    """Train preset ``model`` into ``out`` unless it is finished there (an unfinished run
+    resumes from its checkpoint), then evaluate it on the test split and write its report.
+
+    ``train_seconds`` is the wall time of an uninterrupted training run (None when it was
+    resumed: its time is not one measurement).
+    """
+    from pdfsg.artifact import load_history, load_model
+    from pdfsg.evaluate import evaluate
+    from pdfsg.report import write_report
+    from pdfsg.train import train
+
+    timing_file = out / "timing.json"
+    if not (out / "manifest.json").exists():
+        resume = (out / "checkpoint.pt").exists()
+        t = time.perf_counter()
+        train(dataset, model, out, resume=resume, **train_kwargs)
+        if not resume:
+            timing_file.write_text(json.dumps({"train_seconds": time.perf_counter() - t}))
+    clf = load_model(out)
+    ev = evaluate(clf, dataset, "test")
+    history = load_history(out)
+    write_report(ev, out / "report", history=history)
+    timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
+    return ScoredRun(clf, ev, history, timing.get("train_seconds"))
+
+
+def measured_files(data: Path) -> Iterator[tuple[Path, dict[str, str], int | None]]:
+    """``(path, index row, known space-group number or None)`` for every measured PDF in
+    ``<data>/experimental/index.csv``; None for samples without one space group (mixtures,
+    clusters)."""
+    folder = data / "experimental"
+    with open(folder / "index.csv") as fh:
+        for item in csv.DictReader(fh):
+            known = item["space_group_number"].strip()
+            yield folder / item["file"], item, int(float(known)) if known else None
+
+
+def rank_of(result, space_group: int) -> int | None:
+    """1-based rank of ``space_group`` in a prediction ranking all groups (None: absent)."""
+    order = [p.space_group for p in result.predictions]
+    return order.index(space_group) + 1 if space_group in order else None
