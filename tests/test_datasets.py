@@ -372,79 +372,64 @@ def test_build_from_shared_data(shared_data, tmp_path):
     assert set(s.skip_reasons) <= {"outside_label_set", "label_failed", "partial_occupancy"}
 
 
-def test_merge_keeps_splits_and_drops_cross_file_duplicates(tmp_path):
-    from pdfsg.datasets import merge_datasets, read_dataset, write_dataset_file
-    from pdfsg.errors import DatasetError
-    from pdfsg.params import PdfParams
+def _tiny_file(path, rows, G, params=None):
+    """A two-label (14, 225) dataset file; ``rows`` are (id, formula, space group, split)."""
+    from pdfsg.datasets import write_dataset_file
 
-    params = PdfParams()
-    rng = np.random.default_rng(0)
-    g = rng.normal(size=(4, params.npoints))
-    common = {"params": params, "manifest": {"label_set": "paper45", "labels": [14, 225]}}
+    ids, formula, sg, split = zip(*rows, strict=True)
     write_dataset_file(
+        path,
+        ids=list(ids),
+        formula=list(formula),
+        space_group=np.array(sg),
+        G=G,
+        split=np.array(split),
+        params=params or PdfParams(),
+        manifest={"label_set": "paper45", "labels": [14, 225]},
+    )
+    return path
+
+
+def test_merge_keeps_splits_and_drops_cross_file_duplicates(tmp_path):
+    from pdfsg.datasets import merge_datasets, read_dataset
+
+    g = np.random.default_rng(0).normal(size=(4, PdfParams().npoints))
+    a = _tiny_file(
         tmp_path / "a.h5",
-        ids=["a1", "a2", "a3"],
-        formula=["NaCl", "Si", "KCl"],
-        space_group=np.array([225, 14, 225]),
-        G=g[:3],
-        split=np.array([0, 0, 1]),
-        **common,
+        [("a1", "NaCl", 225, 0), ("a2", "Si", 14, 0), ("a3", "KCl", 225, 1)],
+        g[:3],
     )
     # b1 is a2 under another id (same formula, space group and curve): a duplicate;
     # a3 appears again by id; b2 is new
-    write_dataset_file(
+    b = _tiny_file(
         tmp_path / "b.h5",
-        ids=["b1", "a3", "b2"],
-        formula=["Si", "KCl", "CsCl"],
-        space_group=np.array([14, 225, 225]),
-        G=np.vstack([g[1], g[2], g[3]]),
-        split=np.array([1, 0, 1]),
-        **common,
+        [("b1", "Si", 14, 1), ("a3", "KCl", 225, 0), ("b2", "CsCl", 225, 1)],
+        np.vstack([g[1], g[2], g[3]]),
     )
-    summary = merge_datasets([tmp_path / "a.h5", tmp_path / "b.h5"], tmp_path / "m.h5")
+    summary = merge_datasets([a, b], tmp_path / "m.h5")
     assert summary.n_rows == 4 and summary.n_duplicates == 2
     ds = read_dataset(tmp_path / "m.h5")
     got = dict(zip(ds.ids.tolist(), ds.split.tolist(), strict=True))
     assert got == {"a1": 0, "a2": 0, "a3": 1, "b2": 1}
-    write_dataset_file(
-        tmp_path / "c.h5",
-        ids=["c1"],
-        formula=["Si"],
-        space_group=np.array([14]),
-        G=g[:1],
-        split=np.array([0]),
-        params=params.replace(qmax=20.0),
-        manifest=common["manifest"],
-    )
+    c = _tiny_file(tmp_path / "c.h5", [("c1", "Si", 14, 0)], g[:1], PdfParams(qmax=20.0))
     with pytest.raises(DatasetError, match="PdfParams differ"):
-        merge_datasets([tmp_path / "a.h5", tmp_path / "c.h5"], tmp_path / "x.h5")
+        merge_datasets([a, c], tmp_path / "x.h5")
 
 
 def test_combine_takes_roles_and_refuses_mismatches(tmp_path):
-    from pdfsg.datasets import combine_datasets, read_dataset, write_dataset_file
+    from pdfsg.datasets import combine_datasets, read_dataset
 
-    params = PdfParams()
-    g = np.random.default_rng(1).normal(size=(5, params.npoints))
-    common = {"params": params, "manifest": {"label_set": "paper45", "labels": [14, 225]}}
-    write_dataset_file(
-        tmp_path / "real.h5",
-        ids=["r1", "r2", "r3"],
-        formula=["A", "B", "C"],
-        space_group=np.array([14, 225, 225]),
-        G=g[:3],
-        split=np.array([0, 1, 0]),
-        **common,
+    g = np.random.default_rng(1).normal(size=(5, PdfParams().npoints))
+    real = read_dataset(
+        _tiny_file(
+            tmp_path / "real.h5",
+            [("r1", "A", 14, 0), ("r2", "B", 225, 1), ("r3", "C", 225, 0)],
+            g[:3],
+        )
     )
-    write_dataset_file(
-        tmp_path / "syn.h5",
-        ids=["s1", "s2"],
-        formula=["D", "E"],
-        space_group=np.array([225, 14]),
-        G=g[3:],
-        split=np.array([0, 1]),
-        **common,
+    syn = read_dataset(
+        _tiny_file(tmp_path / "syn.h5", [("s1", "D", 225, 0), ("s2", "E", 14, 1)], g[3:])
     )
-    real, syn = read_dataset(tmp_path / "real.h5"), read_dataset(tmp_path / "syn.h5")
     both = combine_datasets([(syn, "all-train"), (real, "train"), (real, "test")])
     assert dict(zip(both.ids.tolist(), both.split.tolist(), strict=True)) == {
         "s1": 0,
@@ -460,17 +445,10 @@ def test_combine_takes_roles_and_refuses_mismatches(tmp_path):
     assert both.manifest["counts"] == {"14": 2, "225": 3}
     with pytest.raises(DatasetError, match="unknown role 'val'"):
         combine_datasets([(real, "val")])
-    write_dataset_file(
-        tmp_path / "q20.h5",
-        ids=["q"],
-        formula=["F"],
-        space_group=np.array([14]),
-        G=g[:1],
-        split=np.array([0]),
-        params=params.replace(qmax=20.0),
-        manifest=common["manifest"],
+    q20 = read_dataset(
+        _tiny_file(tmp_path / "q20.h5", [("q", "F", 14, 0)], g[:1], PdfParams(qmax=20.0))
     )
     with pytest.raises(DatasetError, match="other PdfParams"):
-        combine_datasets([(real, "train"), (read_dataset(tmp_path / "q20.h5"), "train")])
+        combine_datasets([(real, "train"), (q20, "train")])
     with pytest.raises(DatasetError, match="no rows selected"):
         combine_datasets([(syn.subset(slice(0, 0)), "all-train")])
