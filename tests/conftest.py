@@ -17,3 +17,31 @@ def shared_data():
     if path is None:
         pytest.skip("shared data folder not found (set PDFSG_SHARED_DATA)")
     return path
+
+
+#: labels of the random model the web tests serve
+RANDOM_MODEL_LABELS = (2, 14, 62, 136, 166, 194, 221, 225)
+
+
+@pytest.fixture(scope="session")
+def random_logreg_model(tmp_path_factory):
+    """A real model folder: logistic regression on X with random coefficients (no
+    training) over :data:`RANDOM_MODEL_LABELS`, for tests of serving, not of accuracy."""
+    import numpy as np
+
+    from pdfsg.artifact import save_model
+    from pdfsg.models import LogRegClassifier
+    from pdfsg.params import PdfParams
+
+    params = PdfParams()
+    rng = np.random.default_rng(0)
+    labels = RANDOM_MODEL_LABELS
+    clf = LogRegClassifier(
+        labels=labels,
+        params=params,
+        coef=rng.normal(0.0, 0.15, size=(len(labels), params.npoints)),
+        intercept=np.zeros(len(labels)),
+        config={"feature": "x"},
+    )
+    folder = tmp_path_factory.mktemp("model") / "random-logreg"
+    return save_model(folder, clf, name="random-logreg")

@@ -13,36 +13,21 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
+from conftest import RANDOM_MODEL_LABELS
+
 from pdfsg.cli import main
 from pdfsg.params import PdfParams
 from pdfsg.predict import Predictor, example_files
 from pdfsg.web.app import create_app, display_name
 
-LABELS = (2, 14, 62, 136, 166, 194, 221, 225)
+LABELS = RANDOM_MODEL_LABELS
 MAX_FILES = 3
 MAX_FILE_BYTES = 200_000
 
 
-def save_random_logreg(folder: Path, labels: tuple[int, ...] = LABELS, seed: int = 0) -> Path:
-    """A real model folder: logistic regression with random coefficients (no training)."""
-    from pdfsg.artifact import save_model
-    from pdfsg.models import LogRegClassifier
-
-    params = PdfParams()
-    rng = np.random.default_rng(seed)
-    clf = LogRegClassifier(
-        labels=labels,
-        params=params,
-        coef=rng.normal(0.0, 0.15, size=(len(labels), params.npoints)),
-        intercept=np.zeros(len(labels)),
-        config={"feature": "x"},
-    )
-    return save_model(folder, clf, name="random-logreg")
-
-
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return save_random_logreg(tmp_path_factory.mktemp("model") / "random-logreg")
+def model_dir(random_logreg_model) -> Path:
+    return random_logreg_model
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -29,7 +28,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).parent / "artifacts"
-LABELS = (2, 14, 62, 136, 166, 194, 221, 225)
 #: a file name that would run script if the page inserted it as HTML
 HOSTILE = "<img src=x onerror=window.__xss=1>.gr"
 
@@ -45,26 +43,13 @@ def playwright_api():
 
 
 @pytest.fixture(scope="module")
-def server_url(playwright_api, tmp_path_factory):
+def server_url(playwright_api, random_logreg_model):
     """The app with a random logistic-regression model, served by uvicorn on a free port."""
     uvicorn = pytest.importorskip("uvicorn")
-    from pdfsg.artifact import save_model
-    from pdfsg.models import LogRegClassifier
-    from pdfsg.params import PdfParams
     from pdfsg.predict import Predictor
     from pdfsg.web.app import create_app
 
-    params = PdfParams()
-    rng = np.random.default_rng(0)
-    clf = LogRegClassifier(
-        labels=LABELS,
-        params=params,
-        coef=rng.normal(0.0, 0.15, size=(len(LABELS), params.npoints)),
-        intercept=np.zeros(len(LABELS)),
-        config={"feature": "x"},
-    )
-    folder = save_model(tmp_path_factory.mktemp("model") / "random-logreg", clf)
-    app = create_app(predictor=Predictor.load(folder), max_files=5)
+    app = create_app(predictor=Predictor.load(random_logreg_model), max_files=5)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     )
