@@ -189,6 +189,12 @@ class PdfsgNetConfig:
         Feed r / rscale as a channel.
     dropout : float
         Dropout before the final linear layer.
+    composition_dim : int
+        Length of the composition vector (:mod:`pdfsg.composition_vector`) fed beside G(r);
+        0 for a G(r)-only network.  A composition-aware network takes the all-zero vector as
+        "composition unknown".
+    composition_hidden : int
+        Width of the composition branch and of the joint head.
     """
 
     n_classes: int = 45
@@ -202,6 +208,8 @@ class PdfsgNetConfig:
     use_derivative: bool = True
     use_coordinate: bool = True
     dropout: float = 0.1
+    composition_dim: int = 0
+    composition_hidden: int = 64
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(tuple(int(v) for v in s) for s in self.stages))
@@ -265,9 +273,21 @@ class PdfsgNet(nn.Module):
             c = c_out
         self.blocks = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(2 * c, config.n_classes)
+        if config.composition_dim > 0:
+            hc = config.composition_hidden
+            self.comp_net: nn.Module | None = nn.Sequential(
+                nn.Linear(config.composition_dim, hc), nn.ReLU(), nn.Linear(hc, hc), nn.ReLU()
+            )
+            self.head: nn.Module = nn.Sequential(
+                nn.Linear(2 * c + hc, 4 * hc), nn.ReLU(), nn.Linear(4 * hc, config.n_classes)
+            )
+            last = self.head[-1]
+        else:
+            self.comp_net = None
+            self.head = nn.Linear(2 * c, config.n_classes)
+            last = self.head
         _he_init(self)
-        nn.init.normal_(self.head.weight, std=0.01)  # small logits at the start
+        nn.init.normal_(last.weight, std=0.01)  # small logits at the start
 
     def _channels(self, x: torch.Tensor, start: int) -> torch.Tensor:
         cfg = self.config
@@ -285,16 +305,24 @@ class PdfsgNet(nn.Module):
             chans.append((r / cfg.rscale).expand(x.shape[0], n))
         return torch.stack(chans, dim=1)
 
-    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, start: int = 0, comp: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits for X of shape (n, L) or (n, 1, L): L consecutive grid points from index
-        ``start`` of the config's grid (any L >= 8)."""
+        ``start`` of the config's grid (any L >= 8).  ``comp`` (n, composition_dim) is the
+        composition vector of a composition-aware network (None: unknown for every row);
+        a G(r)-only network ignores it."""
         if x.dim() == 3:
             x = x[:, 0]
         if x.shape[-1] < 8:
             raise ValueError(f"PdfsgNet needs at least 8 input points, got {x.shape[-1]}")
         h = self.blocks(self.stem(self.input_norm(self._channels(x, start))))
-        pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
-        return self.head(self.dropout(pooled))
+        pooled = self.dropout(torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1))
+        if self.comp_net is None:
+            return self.head(pooled)
+        if comp is None:
+            comp = x.new_zeros((x.shape[0], self.config.composition_dim))
+        return self.head(torch.cat([pooled, self.comp_net(comp.to(x.dtype))], dim=1))
 
 
 _CONFIGS: dict[str, type] = {"cnn-paper": PaperCNNConfig, "pdfsg-net": PdfsgNetConfig}
