@@ -200,6 +200,24 @@ def assemble(
                 parts["formula"].append(ds.formula[i])
                 parts["split"].append(0 if only_train else ds.split[i])
     assert params is not None and labels is not None
+    # never leak: a training row of any source with the formula and space group of a test
+    # row (e.g. a substitution-made WBM crystal that is a known test compound) is dropped
+    test_keys = {
+        (f, int(y))
+        for f, y, sp in zip(parts["formula"], parts["y"], parts["split"], strict=True)
+        if sp == 1
+    }
+    keep = [
+        k
+        for k, (f, y, sp) in enumerate(
+            zip(parts["formula"], parts["y"], parts["split"], strict=True)
+        )
+        if sp == 1 or (f, int(y)) not in test_keys
+    ]
+    dropped = len(parts["y"]) - len(keep)
+    if dropped:
+        print(f"dropped {dropped} training rows with a test row's formula and group", flush=True)
+        parts = {k: [v[i] for i in keep] for k, v in parts.items()}
     new_params = params.replace(rmax=rmax)
     n = new_params.npoints
     G = np.asarray(parts["G"], dtype=np.float32)[:, :n]
@@ -212,6 +230,7 @@ def assemble(
         "labels": list(labels),
         "source": sources,
         "augment": {"copies": copies, "config": _augment_config(copies)},
+        "dropped_as_test_formula_and_group": dropped,
     }
     return Dataset(
         X=normalize_minmax(G[order]).astype(np.float32),
@@ -258,7 +277,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     t = time.time()
     result = train(
         ds,
-        "pdfsg-net",
+        args.model,
         args.out,
         epochs=args.epochs,
         seed=args.seed,
@@ -514,6 +533,11 @@ def main(argv: list[str] | None = None) -> None:
         "--train-only", nargs="*", help="datasets whose every row trains, clean (synthetic)"
     )
     t.add_argument("--epochs", type=int, default=30)
+    t.add_argument(
+        "--model",
+        default="pdfsg-net",
+        help="preset: pdfsg-net (G(r) only) or pdfsg-net-comp (G(r) + composition)",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
     t.add_argument("--out", required=True)

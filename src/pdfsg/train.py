@@ -37,7 +37,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,6 +131,14 @@ class TrainConfig:
         Batch size for the per-epoch test evaluation.
     amp : bool
         bfloat16 autocast on CUDA (ignored on CPU).
+    composition_dropout : float
+        Composition-aware networks only: the share of training rows shown with the
+        composition withheld (the all-zero "unknown" vector), so one network serves both
+        modes.
+    composition_perturb : bool
+        Composition-aware networks only: train on nominal-composition versions of the rows'
+        formulas (:func:`pdfsg.composition_vector.perturb`: jitter, a chemical neighbour
+        swapped in, a dopant added), so doped and mixed samples read like their parent.
     """
 
     epochs: int = 164
@@ -154,6 +162,8 @@ class TrainConfig:
     max_train: int = 0
     eval_batch_size: int = 1024
     amp: bool = False
+    composition_dropout: float = 0.3
+    composition_perturb: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -172,6 +182,10 @@ class TrainConfig:
             )
         if self.max_train < 0 or self.seed < 0:
             raise ModelError("max_train and seed must be >= 0")
+        if not 0.0 <= self.composition_dropout <= 1.0:
+            raise ModelError(
+                f"composition_dropout must be in [0, 1], got {self.composition_dropout}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -281,6 +295,16 @@ def _build_presets() -> dict[str, Preset]:
         ),
         "our residual 1-D CNN (X, dX/dr and r channels, strided + dilated blocks, global "
         "pooling; any input length)",
+    )
+    from pdfsg.composition_vector import COMPOSITION_DIM
+
+    presets["pdfsg-net-comp"] = dataclasses.replace(
+        presets["pdfsg-net"],
+        name="pdfsg-net-comp",
+        model={"composition_dim": COMPOSITION_DIM},
+        description="pdfsg-net with the sample's composition as a second input (element, "
+        "group and period fractions, number of species, anonymised formula); the composition "
+        "is withheld for a share of training rows, so 'unknown' is a valid input",
     )
     return presets
 
@@ -542,8 +566,11 @@ def _make_optimizer(net, cfg: TrainConfig):
     )
 
 
-def _evaluate_logits(net, X: np.ndarray, y: np.ndarray, device: str, batch: int) -> dict:
-    """Unweighted test metrics of one network: loss, top-1 and top-6 accuracy."""
+def _evaluate_logits(
+    net, X: np.ndarray, y: np.ndarray, device: str, batch: int, comp: np.ndarray | None = None
+) -> dict:
+    """Unweighted test metrics of one network: loss, top-1 and top-6 accuracy (with the
+    rows' composition vectors ``comp`` for a composition-aware network)."""
     import torch
     import torch.nn.functional as F
 
@@ -557,7 +584,10 @@ def _evaluate_logits(net, X: np.ndarray, y: np.ndarray, device: str, batch: int)
         for i in range(0, X.shape[0], batch):
             xb = torch.from_numpy(X[i : i + batch]).to(device)
             yb = torch.from_numpy(y[i : i + batch]).to(device)
-            logits = net(xb).float()
+            if comp is None:
+                logits = net(xb).float()
+            else:
+                logits = net(xb, 0, torch.from_numpy(comp[i : i + batch]).to(device)).float()
             loss += float(F.cross_entropy(logits, yb, reduction="sum"))
             k = min(6, logits.shape[1])
             topk = logits.topk(k, dim=1).indices
@@ -565,6 +595,42 @@ def _evaluate_logits(net, X: np.ndarray, y: np.ndarray, device: str, batch: int)
             top6 += int((topk == yb[:, None]).any(dim=1).sum())
     n = X.shape[0]
     return {"test_loss": loss / n, "test_acc": top1 / n, "test_top6": top6 / n}
+
+
+def formula_compositions(formulas: Sequence[str]) -> list[dict[str, float]]:
+    """Element -> amount of each formula (a dataset's reduced formulas), parsed once per
+    distinct formula with pymatgen."""
+    from pymatgen.core import Composition
+
+    cache: dict[str, dict[str, float]] = {}
+    out = []
+    for f in formulas:
+        f = str(f)
+        if f not in cache:
+            cache[f] = {str(k): float(v) for k, v in Composition(f).get_el_amt_dict().items()}
+        out.append(cache[f])
+    return out
+
+
+def training_compositions(
+    compositions: Sequence[dict[str, float]],
+    idx: np.ndarray,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Composition vectors of a training batch: withheld (zeros) for a share
+    ``cfg.composition_dropout`` of rows, nominal-composition versions of the rest when
+    ``cfg.composition_perturb``."""
+    from pdfsg.composition_vector import encode, perturb
+
+    out = []
+    for i in idx:
+        if rng.random() < cfg.composition_dropout:
+            out.append(encode(None))
+            continue
+        c = compositions[int(i)]
+        out.append(encode(perturb(c, rng) if cfg.composition_perturb else c))
+    return np.stack(out)
 
 
 def _epoch_seed(seed: int, member: int, epoch: int, rank: int) -> int:
@@ -588,6 +654,7 @@ def _train_network(
     import torch
     import torch.nn.functional as F
 
+    from pdfsg.composition_vector import encode_many
     from pdfsg.models import NetClassifier
     from pdfsg.models.cnn import build_network
 
@@ -621,6 +688,9 @@ def _train_network(
     Xte, yte = ds.X[test_rows], y_all[test_rows]
     n_classes = len(ds.labels)
     weights = class_weights(ytr, n_classes, cfg.class_weight)
+    uses_comp = getattr(net_cfg, "composition_dim", 0) > 0
+    comp_tr = formula_compositions(ds.formula[rows]) if uses_comp else []
+    Cte = encode_many(formula_compositions(ds.formula[test_rows])) if uses_comp else None
 
     identity = {
         "kind": kind,
@@ -744,7 +814,11 @@ def _train_network(
                     xb = torch.from_numpy(_augmented_x(Gtr[idx], augment, aug_rng)).to(device)  # type: ignore[index]
                 yb = y_dev.index_select(0, idx_t)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                    logits = model(xb)
+                    if uses_comp:
+                        cb = training_compositions(comp_tr, idx, cfg, aug_rng)
+                        logits = model(xb, 0, torch.from_numpy(cb).to(device))
+                    else:
+                        logits = model(xb)
                 per = F.cross_entropy(
                     logits.float(), yb, reduction="none", label_smoothing=cfg.label_smoothing
                 )
@@ -787,7 +861,7 @@ def _train_network(
                 "train_loss": float(sums[0]) / n_seen,
                 "train_acc": float(sums[1]) / n_seen,
             }
-            row.update(_evaluate_logits(net, Xte, yte, device, cfg.eval_batch_size))
+            row.update(_evaluate_logits(net, Xte, yte, device, cfg.eval_batch_size, Cte))
             row["seconds"] = time.perf_counter() - t0
             history[member].append(row)
             log.info("member %d epoch %d: %s", member, epoch + 1, row)
@@ -833,7 +907,7 @@ def _train_network(
         "dataset": ds_summary,
         "devices": f"{device} x{world}",
     }
-    result = _finish(clf, ds, test_rows, out, training, hist, dist_info.main)
+    result = _finish(clf, ds, test_rows, out, training, hist, dist_info.main, Cte)
     if dist_info.enabled:
         import torch.distributed as tdist
 
@@ -878,17 +952,25 @@ def _resume_config(state: dict, given: dict[str, Any], path: Path) -> TrainConfi
     return dataclasses.replace(old, epochs=int(given.get("epochs", old.epochs)))
 
 
-def _finish(clf, ds, test_rows, out: Path, training, history, write: bool) -> TrainResult:
-    from pdfsg.artifact import save_model
+def _finish(
+    clf, ds, test_rows, out: Path, training, history, write: bool, comp=None
+) -> TrainResult:
+    from pdfsg.artifact import save_model, write_training_ids
     from pdfsg.evaluate import top_k_accuracy
 
     metrics: dict[str, Any] = {"split": "test", "n": int(test_rows.size)}
+    if comp is not None:
+        metrics["composition"] = "the test rows' own compositions given"
     if test_rows.size:
-        proba = clf.predict_proba(ds.X[test_rows])
+        extra = {} if comp is None else {"comp": comp}
+        proba = clf.predict_proba(ds.X[test_rows], **extra)
         y = ds.class_index()[test_rows]
         metrics["top_k_accuracy"] = {str(k): v for k, v in top_k_accuracy(proba, y).items()}
     if write:
         save_model(out, clf, training=training, metrics=metrics, history=history)
+        # what the model could have seen: every id of the training split (a superset when
+        # --max-train subsampled it), for evaluate's overlap warning
+        write_training_ids(out, ds.ids[np.flatnonzero(ds.split == 0)])
     return TrainResult(out_dir=out, classifier=clf, metrics=metrics, history=history)
 
 
