@@ -77,6 +77,21 @@ def test_pdfgetx3(tmp_path):
     assert "qmaxinst" in m.header and "0.05 " not in m.header
 
 
+def test_header_composition_is_read_and_a_bad_one_is_not_fatal(tmp_path):
+    m = read_pdf_file(write(tmp_path, "x3.gr", PDFGETX3_HEADER + rows(R, g_of(R))))
+    assert m.composition == {"Na": 1.0, "Cl": 1.0} and m.composition_warning is None
+    bad = PDFGETX3_HEADER.replace("composition = NaCl", "composition = Xx2")
+    m = read_pdf_file(write(tmp_path, "bad.gr", bad + rows(R, g_of(R))))
+    check_curve(m)
+    assert m.composition is None
+    assert m.composition_warning.startswith(f"{tmp_path / 'bad.gr'}: composition in the header")
+    assert "unknown element 'Xx'" in m.composition_warning
+    m = read_pdf_file(write(tmp_path, "x2.gr", PDFGETX2_HEADER + rows(R[1:], g_of(R[1:]))))
+    assert m.composition == {"Ni": 1.0}
+    m = read_pdf_file(write(tmp_path, "plain.gr", rows(R, g_of(R))))
+    assert (m.composition, m.composition_warning) == (None, None)
+
+
 def test_xpdfsuite_qmaxinst_only_and_neutron_mode(tmp_path):
     header = (
         "# xPDFsuite Configuration #\n[PDF]\nwavelength = 0.1863\nmode = neutron\n"

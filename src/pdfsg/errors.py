@@ -7,7 +7,17 @@ class PdfsgError(Exception):
 
 
 class ParamsError(PdfsgError, ValueError):
-    """A PdfParams field (or another numeric option) is out of range."""
+    """A PdfParams field (or another numeric option) is out of range.
+
+    ``field`` is the name of the parameter at fault (``"qmax"``, ``"top"``...) and ``subject``
+    how the message names it (``"PdfParams.qmax"``); the CLI replaces ``subject`` with the
+    option (``--qmax``) so that its message names what the user typed.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, subject: str | None = None):
+        super().__init__(message)
+        self.field = field
+        self.subject = subject or field
 
 
 class StructureError(PdfsgError):
@@ -24,3 +34,7 @@ class DatasetError(PdfsgError):
 
 class ModelError(PdfsgError):
     """A model artifact or checkpoint is missing, corrupted, or incompatible."""
+
+
+class CompositionError(PdfsgError, ValueError):
+    """A chemical composition (option, API argument or file header) cannot be read."""

@@ -1,4 +1,4 @@
-"""Read measured PDF files: G(r) with its header metadata (Qmax, Qdamp, radiation).
+"""Read measured PDF files: G(r) with its header metadata (Qmax, Qdamp, radiation, composition).
 
 :func:`read_pdf_file` reads the text formats that PDF reduction and modelling programs write:
 
@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pdfsg.errors import PdfFileError
+from pdfsg.composition import composition_from_header
+from pdfsg.errors import CompositionError, PdfFileError
 
 __all__ = ["MeasuredPDF", "read_pdf_file"]
 
@@ -143,6 +144,14 @@ class MeasuredPDF:
         ``"mantid"``, ``"csv"`` or ``"text"``.
     header : str
         Every line of the file that is not a data row, joined with newlines.
+    composition : dict[str, float] or None
+        Element -> amount as written in the header (``composition = ...``, PDFgetX2's
+        ``Sample_Setup`` or PDFgetN's ``Sample Material`` table; see
+        :func:`pdfsg.composition.composition_from_header`); None when the header gives none
+        or gives one that cannot be read.
+    composition_warning : str or None
+        One line saying why the header's composition could not be read (not fatal: the
+        curve is still usable, and a composition given by the user replaces it).
     """
 
     path: str
@@ -154,6 +163,8 @@ class MeasuredPDF:
     radiation: str | None
     source_format: str
     header: str
+    composition: dict[str, float] | None = None
+    composition_warning: str | None = None
 
 
 def read_pdf_file(path: str | os.PathLike[str]) -> MeasuredPDF:
@@ -217,6 +228,10 @@ def read_pdf_file(path: str | os.PathLike[str]) -> MeasuredPDF:
         g = g / 100.0
         dg = None if dg is None else dg / 100.0
 
+    try:
+        composition, composition_warning = composition_from_header(header, name), None
+    except CompositionError as exc:
+        composition, composition_warning = None, str(exc)
     return MeasuredPDF(
         path=name,
         r=r,
@@ -227,6 +242,8 @@ def read_pdf_file(path: str | os.PathLike[str]) -> MeasuredPDF:
         radiation=_parse_radiation(header),
         source_format=_source_format(header, lines, data_lines),
         header=header,
+        composition=composition,
+        composition_warning=composition_warning,
     )
 
 
