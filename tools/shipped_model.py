@@ -155,8 +155,15 @@ def assemble(
     rmax: float,
     aug_from: list[Path] | None = None,
     train_only: list[Path] | None = None,
+    val_fraction: float = 0.0,
+    seed: int = 0,
 ):
     """One in-memory Dataset: clean + augmented training rows, clean test rows, cut at rmax.
+
+    With ``val_fraction`` > 0 that share of the training structures of the datasets that
+    have a test split (the real ones) becomes a validation split (``split == 2``: clean rows
+    only, never trained on) for calibration; chosen by id with ``seed``, so every r range of
+    one recipe holds out the same structures.
 
     The augmented copies are looked up by id in the parts folders of ``aug_from`` (default:
     the datasets themselves), so a merged dataset can use its inputs' copies.  Every row of
@@ -189,16 +196,20 @@ def assemble(
                 "role": "every row trains, clean" if only_train else "splits kept",
             }
         )
+        has_test = bool((ds.split == 1).any()) and not only_train
         for i in range(len(ds)):
             rows = [ds.G[i]]
-            if ds.split[i] == 0 and ds.ids[i] in aug:
+            split = 0 if only_train else int(ds.split[i])
+            if split == 0 and has_test and _held_out(str(ds.ids[i]), val_fraction, seed):
+                split = 2
+            if split == 0 and ds.ids[i] in aug:
                 rows += list(aug[ds.ids[i]])
             for k, g in enumerate(rows):
                 parts["G"].append(g)
                 parts["y"].append(ds.y[i])
                 parts["ids"].append(ds.ids[i] if k == 0 else f"{ds.ids[i]}#aug{k}")
                 parts["formula"].append(ds.formula[i])
-                parts["split"].append(0 if only_train else ds.split[i])
+                parts["split"].append(split)
     assert params is not None and labels is not None
     # never leak: a training row of any source with the formula and space group of a test
     # row (e.g. a substitution-made WBM crystal that is a known test compound) is dropped
@@ -246,6 +257,17 @@ def assemble(
     )
 
 
+def _held_out(identifier: str, fraction: float, seed: int) -> bool:
+    """Whether a structure is in the validation share (a hash of id and seed: the same
+    answer in every run and r range)."""
+    if fraction <= 0:
+        return False
+    import hashlib
+
+    h = hashlib.sha256(f"{seed}:{identifier}".encode()).digest()
+    return int.from_bytes(h[:8], "little") / 2**64 < fraction
+
+
 def _augment_config(copies: int) -> dict:
     from pdfsg.augment import AugmentConfig
 
@@ -259,10 +281,18 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     aug_from = [Path(p) for p in args.aug_from] if args.aug_from else None
     train_only = [Path(p) for p in args.train_only] if args.train_only else None
-    ds = assemble([Path(p) for p in args.datasets], args.copies, args.rmax, aug_from, train_only)
+    ds = assemble(
+        [Path(p) for p in args.datasets],
+        args.copies,
+        args.rmax,
+        aug_from,
+        train_only,
+        val_fraction=args.val_fraction,
+    )
     print(
         f"assembled {len(ds)} rows ({int((ds.split == 0).sum())} train, "
-        f"{int((ds.split == 1).sum())} test), {ds.params.npoints} points",
+        f"{int((ds.split == 1).sum())} test, {int((ds.split == 2).sum())} validation), "
+        f"{ds.params.npoints} points",
         flush=True,
     )
     bar = tqdm(unit="batch", desc=f"train r<={args.rmax:g}", mininterval=5)
@@ -533,6 +563,12 @@ def main(argv: list[str] | None = None) -> None:
         "--train-only", nargs="*", help="datasets whose every row trains, clean (synthetic)"
     )
     t.add_argument("--epochs", type=int, default=30)
+    t.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.0,
+        help="share of the real training structures held out for calibration (split 2)",
+    )
     t.add_argument(
         "--model",
         default="pdfsg-net",
