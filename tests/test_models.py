@@ -193,3 +193,114 @@ def test_one_vs_rest_probabilities_keep_the_order_of_very_negative_scores():
     assert np.allclose(proba.sum(), 1)
     assert proba[0].argsort().tolist() == [2, 0, 1]
     assert proba[0, 1] / proba[0, 0] == pytest.approx(np.exp(10.0), rel=1e-6)
+
+
+# --------------------------------------------------------------------------- NumPy forward
+
+
+def _trained_like(kind: str, cfg, seed: int):
+    """A network with non-trivial batch-norm statistics (as after training), in eval mode."""
+    torch.manual_seed(seed)
+    net = build_network(kind, cfg)
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            if kind == "pdfsg-net" and cfg.composition_dim:
+                net(torch.rand(32, cfg.npoints), comp=torch.rand(32, cfg.composition_dim))
+            else:
+                net(torch.rand(32, cfg.npoints) * 2 - 0.5)
+    return net.eval()
+
+
+def _state(net) -> dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in net.state_dict().items()}
+
+
+@pytest.mark.parametrize("composition_dim", [0, 12])
+def test_numpy_pdfsg_net_equals_torch_for_any_length_start_and_composition(composition_dim):
+    from pdfsg.models.numpy_net import numpy_network, softmax
+
+    cfg = PdfsgNetConfig(n_classes=9, composition_dim=composition_dim, composition_hidden=16)
+    net = _trained_like("pdfsg-net", cfg, seed=composition_dim)
+    fast = numpy_network("pdfsg-net", cfg.to_dict(), _state(net))
+    rng = np.random.default_rng(7)
+    comp = rng.random((5, composition_dim)).astype(np.float32) if composition_dim else None
+    for length, start in ((209, 0), (140, 0), (100, 37), (8, 150), (9, 3)):
+        X = rng.random((5, length)).astype(np.float32)
+        with torch.no_grad():
+            tc = None if comp is None else torch.from_numpy(comp)
+            ref = torch.softmax(net(torch.from_numpy(X), start, tc), dim=1).numpy()
+        got = softmax(fast(X, start, comp))
+        assert np.abs(got - ref).max() < 1e-5, (length, start)
+        assert got.argmax(1).tolist() == ref.argmax(1).tolist()
+    if composition_dim:
+        # no composition is the all-zero vector, as in torch; and it changes the answer
+        X = rng.random((5, 209)).astype(np.float32)
+        assert np.array_equal(fast(X), fast(X, 0, np.zeros_like(comp)))
+        assert not np.allclose(fast(X, 0, comp), fast(X))
+        with torch.no_grad():
+            ref = torch.softmax(net(torch.from_numpy(X)), dim=1).numpy()
+        assert np.abs(softmax(fast(X)) - ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_numpy_paper_cnn_equals_torch(batch_norm):
+    from pdfsg.models.numpy_net import numpy_network, softmax
+
+    cfg = PaperCNNConfig(n_classes=6, filters=(16, 8), kernel_size=7, batch_norm=batch_norm)
+    net = _trained_like("cnn-paper", cfg, seed=1)
+    fast = numpy_network("cnn-paper", cfg, _state(net))
+    X = np.random.default_rng(2).random((70, 209)).astype(np.float32)
+    with torch.no_grad():
+        ref = torch.softmax(net(torch.from_numpy(X)), dim=1).numpy()
+    assert np.abs(softmax(fast(X)) - ref).max() < 1e-5
+    with pytest.raises(ValueError, match=r"expects \(n, 209\)"):
+        fast(X[:, :100])
+
+
+def test_numpy_forward_refuses_configs_and_weights_it_does_not_know():
+    import dataclasses
+
+    from pdfsg.models.numpy_net import _FIELDS, _INERT, network_config, numpy_network
+
+    # every field of the torch configs is either read by the NumPy forward or inert in eval
+    for kind, cls in (("pdfsg-net", PdfsgNetConfig), ("cnn-paper", PaperCNNConfig)):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        assert fields == set(_FIELDS[kind]) | set(_INERT[kind]), kind
+    cfg = PdfsgNetConfig(n_classes=5, stem_channels=8, stages=((8, 2, 1),))
+    state = _state(_trained_like("pdfsg-net", cfg, seed=0))
+    with pytest.raises(ValueError, match=r"unknown pdfsg-net config field\(s\): \['squeeze'\]"):
+        network_config("pdfsg-net", {**cfg.to_dict(), "squeeze": 4})
+    old = {k: v for k, v in cfg.to_dict().items() if not k.startswith("composition")}
+    assert network_config("pdfsg-net", old).composition_dim == 0  # manifests from before it
+    with pytest.raises(ValueError, match="unexpected weight"):
+        numpy_network("pdfsg-net", cfg, {**state, "extra.weight": np.zeros(3)})
+    six = PdfsgNetConfig(n_classes=6, stem_channels=8, stages=((8, 2, 1),))
+    with pytest.raises(ValueError, match=r"weight 'head\.weight' has shape"):
+        numpy_network("pdfsg-net", six, state)
+
+
+def test_net_classifier_numpy_and_torch_engines_agree_and_take_composition():
+    from pdfsg.models import NetClassifier
+
+    params = PdfParams()
+    cfg = PdfsgNetConfig(n_classes=4, composition_dim=5, composition_hidden=8)
+    nets = [_trained_like("pdfsg-net", cfg, seed=s) for s in (3, 4)]
+    clf = NetClassifier("pdfsg-net", (2, 14, 62, 225), params, cfg.to_dict(), nets)
+    assert clf.uses_composition and clf.n_members == 2
+    X = np.random.default_rng(5).random((11, 150)).astype(np.float32)
+    comp = np.random.default_rng(6).random((11, 5)).astype(np.float32)
+    fast = clf.predict_proba(X, start=30, comp=comp)
+    clf.engine = "torch"
+    ref = clf.predict_proba(X, start=30, comp=comp)
+    assert np.abs(fast - ref).max() < 1e-5 and np.allclose(fast.sum(1), 1)
+    with pytest.raises(Exception, match=r"composition must have shape \(11, 5\)"):
+        clf.predict_proba(X, comp=comp[:, :4])
+    two = PdfsgNetConfig(n_classes=2)
+    plain = NetClassifier(
+        "pdfsg-net", (1, 2), params, two.to_dict(), [_trained_like("pdfsg-net", two, seed=0)]
+    )
+    assert not plain.uses_composition
+    # a G(r)-only network ignores a composition, as the torch module does
+    assert np.array_equal(plain.predict_proba(X, comp=comp), plain.predict_proba(X))
+

@@ -9,12 +9,16 @@ regression in :mod:`pdfsg.models.logreg`.
 Kinds
     ``"logreg"``     elastic-net logistic regression on X or X² (numpy at prediction time)
     ``"cnn-paper"``  the paper's CNN (fixed input length)
-    ``"pdfsg-net"``  our residual CNN (any input length; ``start`` gives the grid offset)
+    ``"pdfsg-net"``  our residual CNN (any input length; ``start`` gives the grid offset;
+                     optionally a composition branch, ``predict_proba(X, start, comp)``)
+
+Networks predict with the NumPy forward of :mod:`pdfsg.models.numpy_net` on the CPU, so
+prediction imports no torch; torch is used on other devices and in training.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -105,23 +109,118 @@ class LogRegClassifier:
         )
 
 
-@dataclass
 class NetClassifier:
-    """One network or an ensemble of them (softmax outputs averaged), in eval mode."""
+    """One network or an ensemble of them (softmax outputs averaged), in eval mode.
 
-    kind: str
-    labels: tuple[int, ...]
-    params: PdfParams
-    config: dict[str, Any]
-    networks: Sequence[nn.Module]
-    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
-    device: str = "cpu"
-    batch_size: int = 512
+    Built either from torch modules (``networks=``, as :mod:`pdfsg.train` does) or from
+    their state dicts as NumPy arrays (``states=``, as :func:`pdfsg.artifact.load_model`
+    does).  On the CPU the forward pass is the NumPy one of :mod:`pdfsg.models.numpy_net`
+    (no torch import; the weights of torch modules are read once, at the first
+    prediction); on another device, or with ``engine="torch"``, it is the torch modules'.
 
-    def __post_init__(self) -> None:
-        for net in self.networks:
+    Parameters
+    ----------
+    kind : str
+        ``"cnn-paper"`` or ``"pdfsg-net"``.
+    labels : tuple of int
+        Space-group numbers in class order.
+    params : PdfParams
+        The settings of the input grid.
+    config : dict
+        The network config's ``to_dict()``.
+    networks : sequence of torch.nn.Module, optional
+        The ensemble members as torch modules.
+    manifest : dict, optional
+        The manifest the model was loaded from.
+    device : str
+        Torch device (``"cpu"``: NumPy inference unless ``engine="torch"``).
+    batch_size : int
+        Curves per torch forward pass.
+    states : sequence of dict[str, np.ndarray], optional
+        The members' state dicts (parameter name -> array) instead of ``networks``.
+    engine : str
+        ``"auto"`` (NumPy on the CPU, torch elsewhere), ``"numpy"`` or ``"torch"``.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        labels: tuple[int, ...],
+        params: PdfParams,
+        config: dict[str, Any],
+        networks: Sequence[nn.Module] | None = None,
+        manifest: dict[str, Any] | None = None,
+        device: str = "cpu",
+        batch_size: int = 512,
+        *,
+        states: Sequence[Mapping[str, np.ndarray]] | None = None,
+        engine: str = "auto",
+    ) -> None:
+        if (networks is None) == (states is None):
+            raise ModelError("a NetClassifier needs either networks or states (not both)")
+        if engine not in ("auto", "numpy", "torch"):
+            raise ModelError(f"engine must be 'auto', 'numpy' or 'torch', got {engine!r}")
+        self.kind = kind
+        self.labels = tuple(labels)
+        self.params = params
+        self.config = config
+        self.manifest = manifest if manifest is not None else {}
+        self.device = device
+        self.batch_size = batch_size
+        self.engine = engine
+        self._torch: list[nn.Module] | None = None
+        self._states = None if states is None else [dict(s) for s in states]
+        self._numpy: list[Any] | None = None
+        if networks is not None:
+            self._torch = list(networks)
+            self._prepare_torch()
+        if not (self._torch or self._states):
+            raise ModelError("a NetClassifier needs at least one network")
+
+    def __repr__(self) -> str:
+        return (
+            f"NetClassifier(kind={self.kind!r}, members={self.n_members}, "
+            f"n_classes={len(self.labels)}, npoints={self.npoints}, device={self.device!r})"
+        )
+
+    def _prepare_torch(self) -> None:
+        assert self._torch is not None
+        for net in self._torch:
             net.eval()
             net.to(self.device)
+
+    @property
+    def n_members(self) -> int:
+        return len(self._torch) if self._torch is not None else len(self._states or [])
+
+    @property
+    def networks(self) -> list[nn.Module]:
+        """The ensemble members as torch modules (built from the state arrays, and torch
+        imported, on first access when the classifier was loaded without them)."""
+        if self._torch is None:
+            import torch
+
+            from pdfsg.models.cnn import build_network, config_from_dict
+
+            cfg = config_from_dict(self.kind, self.config)
+            nets = []
+            for state in self._states or []:
+                net = build_network(self.kind, cfg)
+                net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
+                nets.append(net)
+            self._torch = nets
+            self._prepare_torch()
+        return self._torch
+
+    def state_dicts(self) -> list[dict[str, np.ndarray]]:
+        """Each member's state dict as NumPy arrays (what :func:`pdfsg.artifact.save_model`
+        writes)."""
+        if self._torch is not None:
+            return [
+                {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+                for net in self._torch
+            ]
+        return [dict(s) for s in self._states or []]
 
     @property
     def npoints(self) -> int:
@@ -131,7 +230,49 @@ class NetClassifier:
     def variable_length(self) -> bool:
         return self.kind == "pdfsg-net"
 
-    def predict_proba(self, X: np.ndarray, start: int = 0) -> np.ndarray:
+    @property
+    def composition_dim(self) -> int:
+        """Length of the composition vector the network reads (0: G(r) only)."""
+        return int(self.config.get("composition_dim", 0) or 0) if self.kind == "pdfsg-net" else 0
+
+    @property
+    def uses_composition(self) -> bool:
+        """True for a network with a composition branch (config ``composition_dim > 0``)."""
+        return self.composition_dim > 0
+
+    def _uses_torch(self) -> bool:
+        if self.engine == "auto":
+            return not self.device.startswith("cpu")
+        return self.engine == "torch"
+
+    def _numpy_members(self) -> list[Any]:
+        if self._numpy is None:
+            from pdfsg.models.numpy_net import numpy_network
+
+            try:
+                self._numpy = [numpy_network(self.kind, self.config, s) for s in self.state_dicts()]
+            except ValueError as exc:
+                raise ModelError(f"{self.kind} weights do not fit its config ({exc})") from None
+        return self._numpy
+
+    def _check_comp(self, comp: np.ndarray | None, n: int) -> np.ndarray | None:
+        if comp is None or not self.uses_composition:
+            return None
+        comp = np.asarray(comp, dtype=np.float32)
+        if comp.ndim == 1:
+            comp = comp[None, :]
+        if comp.shape != (n, self.composition_dim):
+            raise ModelError(
+                f"{self.kind} model: composition must have shape ({n}, {self.composition_dim}), "
+                f"got {comp.shape}"
+            )
+        if not np.isfinite(comp).all():
+            raise ModelError(f"{self.kind} model: composition holds non-finite values")
+        return comp
+
+    def predict_proba(
+        self, X: np.ndarray, start: int = 0, comp: np.ndarray | None = None
+    ) -> np.ndarray:
         """Mean softmax of the ensemble members, (n, n_classes) float64.
 
         Parameters
@@ -141,18 +282,40 @@ class NetClassifier:
             the points being grid indices ``start .. start + L - 1``.
         start : int
             Grid index of the first input point (``pdfsg-net`` only).
+        comp : np.ndarray, shape (n, composition_dim), optional
+            Composition vectors for a network with a composition branch
+            (:attr:`uses_composition`); None (or a row of zeros) means unknown.  Ignored by
+            G(r)-only networks.
         """
+        X = _check_input(X, self.npoints, start, self.variable_length, f"{self.kind} model")
+        comp = self._check_comp(comp, X.shape[0])
+        if not self._uses_torch():
+            from pdfsg.models.numpy_net import softmax
+
+            out = np.zeros((X.shape[0], len(self.labels)), dtype=np.float64)
+            for net in self._numpy_members():
+                out += softmax(net(X, start, comp))
+            out /= self.n_members
+            return out
+        return self._predict_torch(X, start, comp)
+
+    def _predict_torch(self, X: np.ndarray, start: int, comp: np.ndarray | None) -> np.ndarray:
         import torch
 
-        X = _check_input(X, self.npoints, start, self.variable_length, f"{self.kind} model")
         out = np.zeros((X.shape[0], len(self.labels)), dtype=np.float64)
         with torch.no_grad():
             for net in self.networks:
                 for i in range(0, X.shape[0], self.batch_size):
                     xb = torch.from_numpy(X[i : i + self.batch_size]).to(self.device)
-                    logits = net(xb, start) if self.variable_length else net(xb)
+                    if not self.variable_length:
+                        logits = net(xb)
+                    elif comp is None:
+                        logits = net(xb, start)
+                    else:
+                        cb = torch.from_numpy(comp[i : i + self.batch_size]).to(self.device)
+                        logits = net(xb, start, cb)
                     out[i : i + self.batch_size] += (
                         torch.softmax(logits.float(), dim=1).cpu().double().numpy()
                     )
-        out /= len(self.networks)
+        out /= self.n_members
         return out
