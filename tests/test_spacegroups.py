@@ -279,3 +279,23 @@ def test_stored_table_is_up_to_date():
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     assert tool.main(["--check"]) == 0
+
+
+def test_bravais_lattices_and_laue_classes_of_all_groups():
+    from collections import Counter
+
+    from pdfsg.spacegroups import all_groups, get
+
+    lattices = Counter(g.bravais_lattice for g in all_groups())
+    assert len(lattices) == 14
+    assert lattices["aP"] == 2 and lattices["hR"] == 7 and lattices["cF"] == 11
+    assert lattices["tI"] == 19 and lattices["mC"] == 5 and lattices["oF"] == 5
+    laue = Counter(g.laue_class for g in all_groups())
+    assert len(laue) == 11
+    assert laue["m-3m"] == 24 and laue["-1"] == 2
+    assert (get(38).bravais_lattice, get(186).bravais_lattice) == ("oC", "hP")
+    assert (get(227).laue_class, get(160).laue_class, get(14).laue_class) == (
+        "m-3m",
+        "-3m",
+        "2/m",
+    )

@@ -168,8 +168,43 @@ class SpaceGroup:
     def __str__(self) -> str:
         return f"{self.symbol} ({self.number})"
 
+    @property
+    def bravais_lattice(self) -> str:
+        """Pearson-style Bravais lattice symbol (14 types): ``aP mP mC oP oC oI oF tP tI
+        hP hR cP cI cF`` (A- and C-centred cells are both ``C``, as in ``oC``/``mC``)."""
+        centring = {"A": "C", "B": "C", "C": "C"}.get(self.symbol[0], self.symbol[0])
+        if self.crystal_system in ("trigonal", "hexagonal"):
+            return "hR" if centring == "R" else "hP"
+        return _SYSTEM_LETTER[self.crystal_system] + centring
+
+    @property
+    def laue_class(self) -> str:
+        """The Laue class (the point group plus inversion; 11 classes), e.g. ``"m-3m"``."""
+        return _LAUE_OF_POINT_GROUP[self.point_group]
+
 
 GroupLike = int | str | SpaceGroup
+
+_SYSTEM_LETTER = {
+    "triclinic": "a",
+    "monoclinic": "m",
+    "orthorhombic": "o",
+    "tetragonal": "t",
+    "cubic": "c",
+}
+_LAUE_OF_POINT_GROUP = {
+    **dict.fromkeys(("1", "-1"), "-1"),
+    **dict.fromkeys(("2", "m", "2/m"), "2/m"),
+    **dict.fromkeys(("222", "mm2", "mmm"), "mmm"),
+    **dict.fromkeys(("4", "-4", "4/m"), "4/m"),
+    **dict.fromkeys(("422", "4mm", "-42m", "4/mmm"), "4/mmm"),
+    **dict.fromkeys(("3", "-3"), "-3"),
+    **dict.fromkeys(("32", "3m", "-3m"), "-3m"),
+    **dict.fromkeys(("6", "-6", "6/m"), "6/m"),
+    **dict.fromkeys(("622", "6mm", "-6m2", "6/mmm"), "6/mmm"),
+    **dict.fromkeys(("23", "m-3"), "m-3"),
+    **dict.fromkeys(("432", "-43m", "m-3m"), "m-3m"),
+}
 
 
 @dataclass(frozen=True)
