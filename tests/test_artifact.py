@@ -101,7 +101,7 @@ def test_copy_model_ships_only_the_artifact(tmp_path):
     assert sorted(p.name for p in dst.iterdir()) == [
         "history.json",
         "manifest.json",
-        "weights-0.pt",
+        "weights-0.npz",
     ]
     assert read_manifest(dst)["name"] == "default"
     X = np.random.default_rng(0).random((3, 209))
@@ -133,7 +133,7 @@ def test_load_errors_are_one_line(tmp_path):
     empty.mkdir()
     one_line("no manifest.json", empty)
 
-    weights = folder / "weights-0.pt"
+    weights = folder / "weights-0.npz"
     good = weights.read_bytes()
     weights.write_bytes(good[: len(good) // 2])
     one_line("corrupted \\(sha256")
@@ -142,6 +142,17 @@ def test_load_errors_are_one_line(tmp_path):
     one_line("weight file missing")
     weights.write_bytes(good)
     load_model(folder)
+    state = dict(np.load(weights))
+    state["features.1.weight"] = state["features.1.weight"][:, :, :-1]
+    np.savez(weights, **state)
+    one_line(
+        r"weights do not fit the cnn-paper config \(weight 'features.1.weight' has shape",
+        verify=False,
+    )
+    del state["features.1.weight"]
+    np.savez(weights, **state)
+    one_line("missing weight 'features.1.weight'", verify=False)
+    weights.write_bytes(good)
 
     manifest = folder / "manifest.json"
     text = manifest.read_text()
@@ -183,3 +194,73 @@ def test_check_compatible_refuses_other_params_and_labels():
         check_compatible(clf, PdfParams(rmax=20.0), LABELS, allow_physics_mismatch=True)
     with pytest.raises(DatasetError, match=r"label set mismatch.*\(1, 230\)"):
         check_compatible(clf, PdfParams(), (1, *LABELS, 230))
+
+
+def _save_as_old_pt_folder(clf: NetClassifier, folder):
+    """A model folder as pdfsg wrote them before the .npz weights: torch.save state dicts."""
+    from pdfsg.artifact import _sha256
+
+    folder = save_model(folder, clf)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for i, net in enumerate(clf.networks):
+        (folder / f"weights-{i}.npz").unlink()
+        path = folder / f"weights-{i}.pt"
+        torch.save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, path)
+        manifest["weights"][i] = {"file": path.name, "sha256": _sha256(path), "role": f"member {i}"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_old_pt_weights_still_load_and_resave_as_npz(tmp_path):
+    clf = _net_classifier("pdfsg-net", PdfParams())
+    X = np.random.default_rng(3).random((6, 209)).astype(np.float32)
+    old = _save_as_old_pt_folder(clf, tmp_path / "old")
+    loaded = load_model(old)
+    assert np.array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    new = save_model(tmp_path / "new", loaded)
+    assert sorted(p.name for p in new.glob("weights-*")) == ["weights-0.npz", "weights-1.npz"]
+    with np.load(new / "weights-0.npz", allow_pickle=False) as z:
+        state = clf.networks[0].state_dict()
+        assert sorted(z.files) == sorted(state)
+        for k in z.files:
+            assert np.array_equal(z[k], state[k].numpy()), k
+    assert np.array_equal(load_model(new).predict_proba(X), clf.predict_proba(X))
+    # or in place: the folder keeps its manifest, the weights become .npz
+    from pdfsg.artifact import convert_weights
+
+    assert [p.name for p in convert_weights(old)] == ["weights-0.npz", "weights-1.npz"]
+    assert not list(old.glob("*.pt"))
+    assert [w["file"] for w in read_manifest(old)["weights"]] == ["weights-0.npz", "weights-1.npz"]
+    assert np.array_equal(load_model(old).predict_proba(X), clf.predict_proba(X))
+    assert convert_weights(old) == []  # nothing left to convert
+
+
+def test_loaded_network_predicts_without_torch_and_equals_the_torch_engine(tmp_path):
+    """A loaded network predicts through NumPy: torch is not imported (checked in a fresh
+    interpreter), and the torch modules built from the same arrays agree to 1e-5."""
+    import subprocess
+    import sys
+
+    clf = _net_classifier("pdfsg-net", PdfParams(rmax=20.0))
+    folder = save_model(tmp_path / "m", clf)
+    code = (
+        "import sys, numpy as np\n"
+        "from pdfsg.artifact import load_model\n"
+        f"m = load_model({str(folder)!r})\n"
+        "p = m.predict_proba(np.random.default_rng(0).random((3, 100)), start=20)\n"
+        "assert p.shape == (3, 5) and abs(p.sum() - 3) < 1e-9\n"
+        "print(sorted(k for k in ('torch', 'scipy', 'pymatgen') if k in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    loaded = load_model(folder)
+    X = np.random.default_rng(4).random((9, 100)).astype(np.float32)
+    numpy_p = loaded.predict_proba(X, start=20)
+    loaded.engine = "torch"
+    torch_p = loaded.predict_proba(X, start=20)
+    assert np.abs(numpy_p - torch_p).max() < 1e-5
+
+
+def test_net_classifier_needs_networks_or_states():
+    with pytest.raises(ModelError, match="either networks or states"):
+        NetClassifier("pdfsg-net", LABELS, PdfParams(), PdfsgNetConfig(n_classes=5).to_dict())

@@ -304,3 +304,21 @@ def test_net_classifier_numpy_and_torch_engines_agree_and_take_composition():
     # a G(r)-only network ignores a composition, as the torch module does
     assert np.array_equal(plain.predict_proba(X, comp=comp), plain.predict_proba(X))
 
+
+def test_shipped_models_numpy_forward_equals_torch_on_the_example_file():
+    from pdfsg.io import read_pdf_file
+    from pdfsg.predict import Predictor, example_files
+    from pdfsg.preprocess import prepare_input
+
+    pred = Predictor.load()
+    data = read_pdf_file(example_files()[0])
+    for model in pred.models:
+        assert [w["file"][-4:] for w in model.manifest["weights"]] == [".npz", ".npz"]
+        prep = prepare_input(data.r, data.g, model.params, qmax_data=data.qmax)
+        X = np.stack([prep.x, prep.x[::-1].copy()])  # the curve, and a far-off input
+        model.engine = "numpy"
+        fast = model.predict_proba(X)
+        short = model.predict_proba(X[:, 10:120], start=10)
+        model.engine = "torch"
+        assert np.abs(fast - model.predict_proba(X)).max() < 1e-5
+        assert np.abs(short - model.predict_proba(X[:, 10:120], start=10)).max() < 1e-5

@@ -6,8 +6,11 @@ A model folder holds::
                          PdfParams and preprocessing, training description (preset, settings,
                          dataset source / counts / n), metrics, weight files with sha256,
                          pdfsg version, created
-    weights-<i>.pt       networks: one state_dict per ensemble member (torch.save of tensors
-                         only, read back with torch.load(weights_only=True))
+    weights-<i>.npz      networks: one state dict per ensemble member, parameter name ->
+                         array (np.savez, read back with allow_pickle=False; no torch needed).
+                         Folders written by earlier versions hold weights-<i>.pt instead
+                         (torch.save of tensors only), still read with
+                         torch.load(weights_only=True)
     coef.npz             logistic regression: coef (K, n_features), intercept (K,)
     history.json         learning curves (networks; optional)
 
@@ -36,13 +39,16 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST",
     "check_compatible",
+    "convert_weights",
     "copy_model",
     "load_history",
     "load_model",
+    "load_weights",
     "pretrained_dir",
     "read_manifest",
     "resolve_model_dir",
     "save_model",
+    "save_weights",
 ]
 
 FORMAT = "pdfsg-model"
@@ -109,8 +115,6 @@ def save_model(
     Path
         The folder.
     """
-    import torch
-
     from pdfsg.models import NET_KINDS
 
     folder = Path(folder)
@@ -125,10 +129,9 @@ def save_model(
         )
         files.append({"file": path.name, "sha256": _sha256(path), "role": "coefficients"})
     elif classifier.kind in NET_KINDS:
-        for i, net in enumerate(classifier.networks):
-            path = folder / f"weights-{i}.pt"
-            state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-            torch.save(state, path)
+        for i, state in enumerate(classifier.state_dicts()):
+            path = folder / f"weights-{i}.npz"
+            save_weights(path, state)
             files.append({"file": path.name, "sha256": _sha256(path), "role": f"member {i}"})
     else:
         raise ModelError(f"cannot save a model of unknown kind {classifier.kind!r}")
@@ -155,6 +158,48 @@ def save_model(
     }
     _atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return folder
+
+
+def save_weights(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
+    """Write one network's state dict (parameter name -> array) as an uncompressed ``.npz``
+    of plain arrays (nothing pickled); written to a temporary name, then renamed."""
+    path = Path(path)
+    arrays = {k: np.asarray(v, order="C") for k, v in state.items()}  # 0-d stays 0-d
+    bad = [k for k, v in arrays.items() if v.dtype == object]
+    if bad:
+        raise ModelError(f"cannot save non-numeric weights {bad[:3]}")
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load_weights(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """One network's state dict as NumPy arrays from a ``.npz`` (``allow_pickle=False``) or,
+    for folders written by older pdfsg versions, a ``.pt`` file (``torch.load`` with
+    ``weights_only=True``; needs torch).
+
+    Raises
+    ------
+    ModelError
+        One line, for a file that cannot be read as plain arrays.
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".pt":
+            import torch
+
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict):
+                raise ValueError("not a state dict")
+            return {str(k): v.detach().cpu().numpy() for k, v in state.items()}
+        with np.load(path, allow_pickle=False) as z:
+            return {k: np.asarray(z[k]) for k in z.files}
+    except ModuleNotFoundError:
+        raise ModelError(f"{path}: reading old .pt weights needs torch") from None
+    except Exception as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:100]
+        raise ModelError(f"{path}: weight file is corrupted ({first})") from None
 
 
 def pretrained_dir(name: str) -> Path:
@@ -246,7 +291,8 @@ def load_model(
     path_or_name : path or str
         A model folder, or a name in ``pdfsg/pretrained/`` (default ``"default"``).
     device : str
-        Torch device for networks.
+        ``"cpu"``: networks predict with their NumPy forward (torch is not imported);
+        another torch device (``"cuda"``...): with torch modules on it.
     verify : bool
         Check every weight file's sha256 against the manifest.
 
@@ -309,42 +355,38 @@ def load_model(
         )
     if kind not in NET_KINDS:
         raise ModelError(f"{folder / MANIFEST}: unknown model kind {kind!r}")
-    import torch
+    if not device.startswith("cpu"):
+        import torch
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"device {device!r} requested but CUDA is not available")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError(f"device {device!r} requested but CUDA is not available")
 
-    from pdfsg.models.cnn import build_network, config_from_dict
+    from pdfsg.models.numpy_net import network_config, numpy_network
 
     try:
-        net_cfg = config_from_dict(kind, config)
+        net_cfg = network_config(kind, config)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{folder / MANIFEST}: invalid {kind} config ({exc})") from None
     if net_cfg.n_classes != len(labels):
         raise ModelError(
             f"{folder / MANIFEST}: config has {net_cfg.n_classes} classes but {len(labels)} labels"
         )
-    networks = []
+    states = []
     for entry in weights:
         path = _weight_path(folder, entry, verify)
+        state = load_weights(path)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            first = (str(exc).splitlines() or [type(exc).__name__])[0][:100]
-            raise ModelError(f"{path}: weight file is corrupted ({first})") from None
-        net = build_network(kind, net_cfg)
-        try:
-            net.load_state_dict(state, strict=True)
-        except (RuntimeError, TypeError, AttributeError) as exc:
+            numpy_network(kind, config, state)  # every weight present, of the right shape
+        except ValueError as exc:
             first = (str(exc).splitlines() or [""])[0][:100]
             raise ModelError(f"{path}: weights do not fit the {kind} config ({first})") from None
-        networks.append(net)
+        states.append(state)
     return NetClassifier(
         kind=kind,
         labels=labels,
         params=params,
-        config=net_cfg.to_dict(),
-        networks=networks,
+        config=config,
+        states=states,
         manifest=manifest,
         device=device,
     )
@@ -372,6 +414,30 @@ def copy_model(
     manifest["name"] = name or dst.resolve().name
     _atomic_write_text(dst / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return dst
+
+
+def convert_weights(path_or_name: str | os.PathLike[str]) -> list[Path]:
+    """Rewrite a model folder's ``weights-<i>.pt`` files (older pdfsg versions; needs torch)
+    as ``weights-<i>.npz`` in place: the manifest's weight entries get the new names and
+    sha256, the .pt files are removed.  Returns the new files (empty: nothing to convert).
+    """
+    manifest = read_manifest(path_or_name)
+    folder = Path(manifest.pop("_folder"))
+    written = []
+    old = []
+    for entry in manifest["weights"]:
+        path = _weight_path(folder, entry, verify=True)
+        if path.suffix != ".pt":
+            continue
+        new = save_weights(path.with_suffix(".npz"), load_weights(path))
+        entry.update(file=new.name, sha256=_sha256(new))
+        written.append(new)
+        old.append(path)
+    if written:
+        _atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        for path in old:
+            path.unlink()
+    return written
 
 
 def load_history(path_or_name: str | os.PathLike[str]) -> dict[str, Any] | None:
