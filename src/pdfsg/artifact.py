@@ -13,6 +13,10 @@ A model folder holds::
                          torch.load(weights_only=True)
     coef.npz             logistic regression: coef (K, n_features), intercept (K,)
     history.json         learning curves (networks; optional)
+    training_ids.txt.gz  what the model saw: one hashed structure id per line, sorted
+                         (:func:`structure_id_hash`; augmented copies ``mp-1#aug2`` count as
+                         their parent ``mp-1``), so ``evaluate`` can warn when test rows
+                         overlap the training data (optional: older models lack it)
 
 Nothing is pickled and nothing depends on the working directory: :func:`load_model` takes a
 folder path or the name of a model shipped in ``pdfsg/pretrained/<name>/``.
@@ -49,12 +53,16 @@ __all__ = [
     "resolve_model_dir",
     "save_model",
     "save_weights",
+    "read_training_ids",
+    "structure_id_hash",
+    "write_training_ids",
 ]
 
 FORMAT = "pdfsg-model"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 HISTORY = "history.json"
+TRAINING_IDS = "training_ids.txt.gz"
 DEFAULT_MODEL = "default"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 PREPROCESSING = {
@@ -409,11 +417,48 @@ def copy_model(
     dst.mkdir(parents=True, exist_ok=True)
     for p in paths:
         shutil.copyfile(p, dst / p.name)
-    if (folder / HISTORY).is_file():
-        shutil.copyfile(folder / HISTORY, dst / HISTORY)
+    for extra in (HISTORY, TRAINING_IDS):
+        if (folder / extra).is_file():
+            shutil.copyfile(folder / extra, dst / extra)
     manifest["name"] = name or dst.resolve().name
     _atomic_write_text(dst / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return dst
+
+
+def structure_id_hash(structure_id: str) -> str:
+    """The hash recorded for a structure id: the first 16 hex digits of the SHA-256 of its
+    parent id (the id before any ``#``, so ``mp-1#aug2`` hashes as ``mp-1``)."""
+    parent = str(structure_id).split("#", 1)[0].strip()
+    return hashlib.sha256(parent.encode("utf-8")).hexdigest()[:16]
+
+
+def write_training_ids(folder: str | os.PathLike[str], ids: Any) -> Path:
+    """Write the hashed ids of the structures a model was trained on beside its manifest
+    (``training_ids.txt.gz``, one hash per line, sorted, unique); returns the path."""
+    import gzip
+
+    hashes = sorted({structure_id_hash(i) for i in ids})
+    path = Path(folder) / TRAINING_IDS
+    tmp = path.with_name(path.name + ".tmp")
+    with gzip.open(tmp, "wt", encoding="ascii", compresslevel=6) as fh:
+        fh.write("".join(h + "\n" for h in hashes))
+    os.replace(tmp, path)
+    return path
+
+
+def read_training_ids(path_or_name: str | os.PathLike[str]) -> set[str] | None:
+    """The hashed training ids recorded beside a model (see :func:`write_training_ids`), or
+    None when the model folder has none (models saved before pdfsg recorded them)."""
+    import gzip
+
+    path = resolve_model_dir(path_or_name) / TRAINING_IDS
+    if not path.is_file():
+        return None
+    try:
+        with gzip.open(path, "rt", encoding="ascii") as fh:
+            return {line.strip() for line in fh if line.strip()}
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: training ids are corrupted ({type(exc).__name__})") from None
 
 
 def convert_weights(path_or_name: str | os.PathLike[str]) -> list[Path]:
