@@ -50,10 +50,10 @@ __all__ = [
     "load_weights",
     "pretrained_dir",
     "read_manifest",
+    "read_training_ids",
     "resolve_model_dir",
     "save_model",
     "save_weights",
-    "read_training_ids",
     "structure_id_hash",
     "write_training_ids",
 ]

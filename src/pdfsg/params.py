@@ -19,6 +19,13 @@ from pdfsg.errors import ParamsError
 
 RADIATIONS = ("xray", "neutron")
 PAPER_QMAX = 23.0
+#: most r points a PdfParams may have: 30,000 (0.001 Å steps over 30 Å, 0.01 Å over 300 Å).
+#: The fast engine's operator holds npoints × rmax/0.01 numbers, so memory grows with both;
+#: ``rstep = 1e-7`` alone would ask for terabytes
+MAX_NPOINTS = 30_000
+#: largest rmax [Å]: the pair enumeration grows with rmax³; nanoparticle PDFs rarely go past
+#: a few hundred Å
+MAX_RMAX = 500.0
 
 
 @dataclass(frozen=True)
@@ -61,33 +68,41 @@ class PdfParams:
     radiation: str = "xray"
 
     def __post_init__(self) -> None:
+        def bad(name: str, text: str) -> ParamsError:
+            return ParamsError(f"PdfParams.{name} {text}", field=name, subject=f"PdfParams.{name}")
+
         for name in ("rmin", "rmax", "rstep", "qmin", "qmax", "qdamp", "qbroad", "uiso", "delta2"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ParamsError(f"PdfParams.{name} must be a finite number, got {value!r}")
+                raise bad(name, f"must be a finite number, got {value!r}")
         if self.rstep <= 0:
-            raise ParamsError(f"PdfParams.rstep must be > 0, got {self.rstep}")
+            raise bad("rstep", f"must be > 0, got {self.rstep:g}")
         if self.rmin < 0:
-            raise ParamsError(f"PdfParams.rmin must be >= 0, got {self.rmin}")
+            raise bad("rmin", f"must be >= 0, got {self.rmin:g}")
         if self.rmax <= self.rmin:
-            raise ParamsError(f"PdfParams.rmax ({self.rmax}) must be > rmin ({self.rmin})")
+            raise bad("rmax", f"({self.rmax:g}) must be > rmin ({self.rmin:g})")
+        if self.rmax > MAX_RMAX:
+            raise bad("rmax", f"must be <= {MAX_RMAX:g} Å, got {self.rmax:g}")
         if self.qmax <= 0:
-            raise ParamsError(f"PdfParams.qmax must be > 0, got {self.qmax}")
+            raise bad("qmax", f"must be > 0, got {self.qmax:g}")
         if self.qmin < 0 or self.qmin >= self.qmax:
-            raise ParamsError(
-                f"PdfParams.qmin must be in [0, qmax) (qmin={self.qmin}, qmax={self.qmax})"
-            )
+            raise bad("qmin", f"must be in [0, qmax) (qmin={self.qmin:g}, qmax={self.qmax:g})")
         for name in ("qdamp", "qbroad", "uiso", "delta2"):
             if getattr(self, name) < 0:
-                raise ParamsError(f"PdfParams.{name} must be >= 0, got {getattr(self, name)}")
+                raise bad(name, f"must be >= 0, got {getattr(self, name):g}")
         if self.uiso == 0 and self.qbroad == 0:
-            raise ParamsError("PdfParams.uiso and qbroad cannot both be 0 (peaks of zero width)")
+            raise bad("uiso", "and qbroad cannot both be 0 (peaks of zero width)")
         if self.radiation not in RADIATIONS:
-            raise ParamsError(
-                f"PdfParams.radiation must be one of {RADIATIONS}, got {self.radiation!r}"
+            raise bad("radiation", f"must be one of {RADIATIONS}, got {self.radiation!r}")
+        n = (self.rmax - self.rmin) / self.rstep
+        if n + 1 > MAX_NPOINTS:
+            raise bad(
+                "rstep",
+                f"= {self.rstep:g} Å gives {n + 1:.3g} r points from rmin {self.rmin:g} to rmax "
+                f"{self.rmax:g} Å, more than {MAX_NPOINTS:,}: use a larger rstep",
             )
         if self.npoints < 2:
-            raise ParamsError("PdfParams gives fewer than 2 r points; widen rmin..rmax")
+            raise bad("rmax", "gives fewer than 2 r points; widen rmin..rmax or lower rstep")
 
     @property
     def npoints(self) -> int:

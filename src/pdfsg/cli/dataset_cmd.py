@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pdfsg.cli.common import add_pdf_params_arguments, pdf_params_from_args
+from pdfsg.cli.common import add_pdf_params_arguments, check_output_path, pdf_params_from_args
 from pdfsg.errors import PdfsgError
 
 
@@ -148,6 +148,7 @@ def run_build(args: argparse.Namespace) -> int:
     params = pdf_params_from_args(args)
     if (args.source is None) == (args.synthetic is None):
         raise PdfsgError("give a SOURCE or --synthetic N (not both)")
+    check_output_path(args.out, "-o")
     source = args.source
     if args.synthetic is not None:
         source = (
@@ -196,6 +197,7 @@ def run_build(args: argparse.Namespace) -> int:
 def run_merge(args: argparse.Namespace) -> int:
     from pdfsg.datasets import merge_datasets
 
+    check_output_path(args.output, "-o")
     summary = merge_datasets(args.inputs, args.output)
     print(
         f"wrote {summary.path}: {summary.n_rows} rows ({summary.n_duplicates} duplicates dropped)"

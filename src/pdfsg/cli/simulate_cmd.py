@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pdfsg.cli.common import add_pdf_params_arguments, pdf_params_from_args
+from pdfsg.cli.common import add_pdf_params_arguments, check_output_path, pdf_params_from_args
 from pdfsg.errors import PdfsgError, StructureError
 
 
@@ -40,11 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from pdfsg.structures import iter_records, label_space_group, record_structure
 
     params = pdf_params_from_args(args)
-    records = [rec for src in args.sources for rec in iter_records(src)]
     out = Path(args.output)
-    single = len(records) == 1 and out.suffix != ""
+    check_output_path(out, "-o", folder=out.is_dir() or out.suffix == "")
+    records = [rec for src in args.sources for rec in iter_records(src)]
+    single = len(records) == 1 and out.suffix != "" and not out.is_dir()
     if not single:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(exist_ok=True)
     failed = 0
     for rec in tqdm(records, unit="structure", disable=len(records) < 20, file=sys.stderr):
         try:

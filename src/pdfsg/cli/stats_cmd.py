@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 MP_ATTRIBUTION = (
     "Statistics computed from Materials Project structures (materialsproject.org), "
@@ -63,6 +62,9 @@ def _build(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit <= 0:
         raise ParamsError(f"--limit must be > 0, got {args.limit}")
+    from pdfsg.cli.common import check_output_path
+
+    out = check_output_path(args.output, "-o")
     items = iter_source_structures(args.sources, limit=args.limit)
     if sys.stderr.isatty():
         from tqdm import tqdm
@@ -80,8 +82,6 @@ def _build(args: argparse.Namespace) -> int:
         license=license_,
         min_template_count=args.min_template_count,
     )
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(table, separators=(",", ":")) + "\n", encoding="utf-8")
     src = table["source"]
     print(

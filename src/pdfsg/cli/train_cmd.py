@@ -84,8 +84,10 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pdfsg.cli.common import check_output_path
     from pdfsg.train import train
 
+    check_output_path(args.out, "--out", folder=True)
     augment_fn = None
     if args.augment:
         from pdfsg.augment import AugmentConfig, on_the_fly
