@@ -325,8 +325,34 @@ def test_r_not_increasing_names_the_line(tmp_path):
     assert msg == f"{tmp_path / 'data.gr'}: r is not increasing at line 57"
     r = R.copy()
     r[100] = r[99]
-    raises_one_line(write(tmp_path, "dup.gr", rows(r, g_of(R))), "not increasing at line 101")
+    msg = raises_one_line(write(tmp_path, "dup.gr", rows(r, g_of(R))), "duplicated r")
+    assert msg.endswith("dup.gr: duplicated r = 4.95 at line 101 (also at line 100)")
     raises_one_line(write(tmp_path, "desc.gr", rows(R[::-1], g_of(R))), "not increasing at line 2")
+
+
+def test_gzip_files_are_read_by_suffix_and_by_content(tmp_path):
+    import gzip
+
+    text = "# qmax = 24.5\n#L r G\n" + rows(R, g_of(R))
+    packed = gzip.compress(text.encode())
+    for name in ("x.gr.gz", "renamed.gr", "no_suffix"):
+        m = read_pdf_file(write(tmp_path, name, packed))
+        check_curve(m)
+        assert m.qmax == 24.5
+    raises_one_line(write(tmp_path, "cut.gr.gz", packed[: len(packed) // 2]), "gzip-compressed")
+    # a compressed reciprocal-space file is still refused by its inner suffix
+    raises_one_line(write(tmp_path, "a.iq.gz", gzip.compress(rows(R, g_of(R)).encode())), "recip")
+
+
+def test_header_value_of_a_series_file(tmp_path):
+    import gzip
+
+    from pdfsg.io import read_header_value
+
+    text = "# Temperature = 305.5 K\n# qmax = 24\n" + rows(R, g_of(R))
+    assert read_header_value(write(tmp_path, "a.gr", text), "temperature") == 305.5
+    assert read_header_value(write(tmp_path, "b.gr.gz", gzip.compress(text.encode())), "qmax") == 24
+    assert read_header_value(write(tmp_path, "c.gr", rows(R, g_of(R))), "temperature") is None
 
 
 def test_negative_r(tmp_path):

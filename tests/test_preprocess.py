@@ -94,7 +94,8 @@ def test_points_outside_the_data_are_nan_not_zero():
 @pytest.mark.parametrize(
     "r, g, match",
     [
-        (np.array([0.0, 1.0, 1.0]), np.zeros(3), "not increasing"),
+        (np.array([0.0, 1.0, 1.0]), np.zeros(3), "r is duplicated at point 2"),
+        (np.array([0.0, 1.0, 0.5]), np.zeros(3), "r is not increasing at point 2"),
         (np.array([0.0, 1.0]), np.array([0.0, np.nan]), "non-finite"),
         (np.array([-1.0, 1.0]), np.zeros(2), "below 0"),
         (np.array([0.0, 1.0, 2.0]), np.zeros(2), "length"),
@@ -225,6 +226,43 @@ def test_prepare_input_rejects_too_little_data(r, match):
         prepare_input(r, np.sin(3 * r), PARAMS, source="x.gr")
     assert isinstance(info.value, PdfFileError) and isinstance(info.value, ValueError)
     assert str(info.value).startswith("x.gr: ")
+
+
+def test_r_in_nm_is_suspected_when_data_end_near_3_angstrom():
+    r = np.arange(0.01, 30.0, 0.01)
+    g = np.sin(2.3 * r) * np.exp(-0.05 * r)
+    with pytest.raises(UnusableDataError, match=r"end at r = 3.00 Å.*; is r in nm\? \(in Å the "
+                       r"data would end at 30.0 Å\)"):  # fmt: skip
+        prepare_input(r / 10, g, PARAMS, source="nm.gr")
+    with pytest.raises(UnusableDataError) as info:  # 9 Å: short, not nm
+        prepare_input(r[r < 9], g[r < 9], PARAMS, source="short.gr")
+    assert "nm" not in str(info.value)
+
+
+def test_duplicated_r_is_named():
+    r = np.arange(0.0, 30.0, 0.01)
+    r[500] = r[499]
+    with pytest.raises(UnusableDataError, match=r"x.gr: r is duplicated at point 500"):
+        prepare_input(r, np.sin(3 * r), PARAMS, source="x.gr")
+
+
+def test_curves_sampled_too_coarsely_for_the_qmax_are_refused():
+    # three points spanning 1-30 Å used to be answered (C2/m, 42 %)
+    with pytest.raises(UnusableDataError) as info:
+        prepare_input(np.array([1.0, 15.0, 30.0]), np.array([0.1, -0.2, 0.3]), PARAMS, source="t")
+    assert str(info.value) == (
+        "t: r spacing 14.5 Å is too coarse for Qmax = 23 1/Å (Nyquist step π/Qmax = 0.137 Å); "
+        "3 points from 1 to 30 Å cannot be classified"
+    )
+    r = np.arange(1.0, 30.1, 0.2)  # 0.2 Å > π/23 = 0.1366 Å
+    with pytest.raises(UnusableDataError, match=r"0\.2 Å is too coarse"):
+        prepare_input(r, np.sin(3 * r), PARAMS)
+    # data measured to Qmax 15 hold nothing finer than π/15 = 0.209 Å: accepted
+    assert prepare_input(r, np.sin(3 * r), PARAMS, qmax_data=15.0).n_covered == 209
+    # the model's own grid (exactly π/Qmax) and a rounded 0.14 Å step pass
+    assert prepare_input(GRID, np.sin(3 * GRID), PARAMS).n_covered == 209
+    r = np.arange(1.4, 30.1, 0.14)
+    assert prepare_input(r, np.sin(3 * r), PARAMS).n_covered == 209
 
 
 def test_prepare_input_constant_curve():

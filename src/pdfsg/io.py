@@ -9,7 +9,9 @@
 * PDFgui data, fit (``.fgr``: ``r Gcalc dr dG Gdiff``) and calculation (``.cgr``: ``r Gcalc``)
   files, and Mantid's SavePDFGui files (``#Comment: neutron, Qmin=..., Qmax=...``);
 * plain whitespace-, comma- or semicolon-separated text with two or more columns, with or
-  without a header line naming the columns.
+  without a header line naming the columns;
+* any of these gzip-compressed (``x.gr.gz``, or gzip content under any name: recognised by
+  its magic bytes, not its suffix).
 
 The data block is the longest run of all-numeric lines after the ``start data`` marker (or in
 the whole file when there is none); ``#``, ``!`` and ``%`` lines and blank lines inside it are
@@ -33,7 +35,7 @@ import numpy as np
 from pdfsg.composition import composition_from_header
 from pdfsg.errors import CompositionError, PdfFileError
 
-__all__ = ["MeasuredPDF", "read_pdf_file"]
+__all__ = ["MeasuredPDF", "read_header_value", "read_pdf_file"]
 
 #: leading characters of comment lines
 _COMMENT_CHARS = ("#", "!", "%")
@@ -41,6 +43,10 @@ _COMMENT_CHARS = ("#", "!", "%")
 _MIN_NEIGHBOUR_ROWS = 5
 #: suffixes of reciprocal-space files written by the same programs
 _Q_SPACE_SUFFIXES = {".iq", ".sq", ".fq", ".chi", ".xye"}
+#: first bytes of a gzip stream
+_GZIP_MAGIC = b"\x1f\x8b"
+#: most bytes a compressed file may expand to (a 2-million-row text file is ~60 MB)
+MAX_GUNZIPPED_BYTES = 512 * 1024 * 1024
 
 _FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eEdD][-+]?\d+)?"
 _KEY_START = r"(?<![A-Za-z0-9_])"
@@ -200,7 +206,10 @@ def read_pdf_file(path: str | os.PathLike[str]) -> MeasuredPDF:
     header = "\n".join(line for i, line in enumerate(lines) if i not in data_set)
 
     names, names_from_file = _column_names(lines, start, block[0])
-    _reject_q_space(Path(path), names, name)
+    plain = Path(path)
+    if plain.suffix.lower() == ".gz":
+        plain = plain.with_suffix("")
+    _reject_q_space(plain, names, name)
     widths = [len(rows[i]) for i in data_lines]
     _check_width(widths, data_lines, name)
     ncol = min(widths)
@@ -259,6 +268,8 @@ def _read_text(path: Path, name: str) -> str:
         raw = path.read_bytes()
     except OSError as exc:
         raise PdfFileError(f"{name}: cannot read file ({exc.strerror or exc})") from exc
+    if raw.startswith(_GZIP_MAGIC):
+        raw = _gunzip(raw, name)
     if not raw.strip():
         raise PdfFileError(f"{name}: file is empty")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -277,6 +288,47 @@ def _read_text(path: Path, name: str) -> str:
     if control > 0.01 * len(sample):
         raise PdfFileError(f"{name}: not a text file (binary data)")
     return text
+
+
+def _gunzip(raw: bytes, name: str) -> bytes:
+    """The content of a gzip stream, at most :data:`MAX_GUNZIPPED_BYTES`."""
+    import gzip
+    import io
+    import zlib
+
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as fh:
+            out = fh.read(MAX_GUNZIPPED_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise PdfFileError(f"{name}: gzip-compressed but corrupt ({exc})") from None
+    if len(out) > MAX_GUNZIPPED_BYTES:
+        raise PdfFileError(
+            f"{name}: expands to more than {MAX_GUNZIPPED_BYTES // 2**20} MB when uncompressed"
+        )
+    return out
+
+
+def read_header_value(path: str | os.PathLike[str], key: str) -> float | None:
+    """The number of a ``key = value`` (or ``key: value``) line in a PDF file's header, e.g.
+    ``temperature = 300 K`` -> 300.0; None when the file has no such line.  Gzip-compressed
+    files are read too; the match ignores case and the units after the value.
+
+    Raises
+    ------
+    PdfFileError
+        When the file cannot be read (see :func:`read_pdf_file`).
+    """
+    text = _read_text(Path(path), str(path))
+    regex = _key_value_regex(re.escape(key.strip()))
+    for line in text.splitlines():
+        s = line.strip()
+        if s and not s.lstrip("#!% ")[:1].isdigit():
+            m = regex.search(s)
+            if m:
+                value = _to_float(m.group(2))
+                if value is not None and math.isfinite(value):
+                    return value
+    return None
 
 
 def _data_section_start(lines: list[str]) -> int:
@@ -482,6 +534,11 @@ def _check_r(r: np.ndarray, data_lines: list[int], name: str) -> None:
     steps = np.diff(r)
     if (steps <= 0).any():
         i = int(np.flatnonzero(steps <= 0)[0]) + 1
+        if steps[i - 1] == 0:
+            raise PdfFileError(
+                f"{name}: duplicated r = {r[i]:g} at line {data_lines[i] + 1} "
+                f"(also at line {data_lines[i - 1] + 1})"
+            )
         raise PdfFileError(f"{name}: r is not increasing at line {data_lines[i] + 1}")
 
 
@@ -592,11 +649,18 @@ def write_gr(
     settings: dict[str, object],
 ) -> None:
     """Write a two-column ``.gr`` file whose header records ``settings`` as ``key = value``
-    lines (read back by :func:`read_pdf_file`: qmax, qdamp and radiation)."""
+    lines (read back by :func:`read_pdf_file`: qmax, qdamp and radiation); gzip-compressed
+    when the name ends in ``.gz``."""
     from pdfsg import __version__
 
     lines = [f"# {title}", f"# written by pdfsg {__version__}", "# [settings]"]
     lines += [f"# {k} = {v}" for k, v in settings.items()]
     lines += ["#### start data", "#L r($\\AA$)  G($\\AA^{-2}$)"]
     body = "\n".join(f"{ri:.6f} {gi:.8f}" for ri, gi in zip(r, g, strict=True))
-    Path(path).write_text("\n".join(lines) + "\n" + body + "\n")
+    text = "\n".join(lines) + "\n" + body + "\n"
+    if str(path).lower().endswith(".gz"):  # x.gr.gz: gzip-compressed
+        import gzip
+
+        Path(path).write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))
+    else:
+        Path(path).write_text(text)

@@ -43,8 +43,10 @@ from pdfsg.params import PdfParams
 __all__ = [
     "MAX_START_GAP",
     "MIN_DATA_RMAX",
+    "NYQUIST_TOLERANCE",
     "PreparedInput",
     "UnusableDataError",
+    "check_sampling",
     "normalize_minmax",
     "prepare_input",
     "resample_to_grid",
@@ -61,6 +63,11 @@ EDGE_PAD = 1.5
 _BLOCK_ENTRIES = 2_000_000
 #: relative tolerance for "the same r" and "a uniform grid"
 _RTOL_GRID = 1e-3
+#: how much coarser than the Nyquist step π/Qmax the data's r spacing may be (rounded steps
+#: such as 0.14 Å for π/23 = 0.1366 Å pass)
+NYQUIST_TOLERANCE = 0.05
+#: data that end at or below this r [Å] while G oscillates look like r given in nm
+NM_SUSPECT_RMAX = 3.5
 
 
 class UnusableDataError(PdfFileError, ValueError):
@@ -163,7 +170,8 @@ def _check_curve(r: np.ndarray, g: np.ndarray, what: str) -> tuple[np.ndarray, n
     steps = np.diff(r)
     if (steps <= 0).any():
         i = int(np.flatnonzero(steps <= 0)[0]) + 1
-        raise UnusableDataError(f"{what}: r is not increasing at point {i} (r = {r[i]:g} Å)")
+        how = "duplicated" if steps[i - 1] == 0 else "not increasing"
+        raise UnusableDataError(f"{what}: r is {how} at point {i} (r = {r[i]:g} Å)")
     if r[0] < 0:
         raise UnusableDataError(f"{what}: r starts below 0 ({r[0]:g} Å)")
     return r, g
@@ -313,6 +321,37 @@ def resample_to_grid(
     return result.reshape(r_out.shape)
 
 
+def _oscillates(g: np.ndarray, min_crossings: int = 4) -> bool:
+    """True when G crosses its mean at least ``min_crossings`` times (a curve with peaks)."""
+    s = np.sign(g - np.mean(g))
+    s = s[s != 0]
+    return int(np.count_nonzero(s[1:] != s[:-1])) >= min_crossings
+
+
+def check_sampling(r: np.ndarray, qmax: float, source: str = "data") -> None:
+    """Refuse a curve whose r spacing cannot resolve ``qmax``.
+
+    A curve band-limited to Qmax is fully described by samples Δr <= π/Qmax apart (Nyquist);
+    coarser data have lost the peaks the model needs.  The spacing tested is the median step
+    of ``r``; it may exceed π/Qmax by :data:`NYQUIST_TOLERANCE`.  ``qmax`` [1/Å] is the
+    smaller of the model's Qmax and the data's (when known): data measured to a lower Qmax
+    hold nothing finer than their own Nyquist step.
+
+    Raises
+    ------
+    UnusableDataError
+        One line naming ``source``, the spacing and the largest step allowed.
+    """
+    step = float(np.median(np.diff(r)))
+    nyquist = math.pi / qmax
+    if step > nyquist * (1 + NYQUIST_TOLERANCE):
+        raise UnusableDataError(
+            f"{source}: r spacing {step:.3g} Å is too coarse for Qmax = {qmax:g} 1/Å "
+            f"(Nyquist step π/Qmax = {nyquist:.3g} Å); {r.size} points from {r[0]:g} to "
+            f"{r[-1]:g} Å cannot be classified"
+        )
+
+
 def prepare_input(
     r: np.ndarray,
     g: np.ndarray,
@@ -352,16 +391,23 @@ def prepare_input(
     Raises
     ------
     UnusableDataError
-        (a PdfFileError and a ValueError) when the data end below :data:`MIN_DATA_RMAX`,
-        start more than :data:`MAX_START_GAP` after ``params.rmin``, are constant on the
-        grid, or are not a valid curve.
+        (a PdfFileError and a ValueError) when the data end below :data:`MIN_DATA_RMAX`
+        (asking whether r is in nm when they end below 3.5 Å with peaks), start more than
+        :data:`MAX_START_GAP` after ``params.rmin``, are sampled too coarsely for the Qmax
+        (:func:`check_sampling`), are constant on the grid, or are not a valid curve.
     """
     name = source or "data"
     r, g = _check_curve(r, g, name)
     if r[-1] < MIN_DATA_RMAX:
+        hint = ""
+        if r[-1] <= NM_SUSPECT_RMAX and _oscillates(g):
+            hint = f"; is r in nm? (in Å the data would end at {10 * r[-1]:.1f} Å)"
         raise UnusableDataError(
-            f"{name}: data end at r = {r[-1]:.2f} Å, below the minimum useful {MIN_DATA_RMAX:g} Å"
+            f"{name}: data end at r = {r[-1]:.2f} Å, below the minimum useful "
+            f"{MIN_DATA_RMAX:g} Å{hint}"
         )
+    known = qmax_data is not None and math.isfinite(qmax_data) and qmax_data > 0
+    check_sampling(r, min(params.qmax, qmax_data) if known else params.qmax, name)
     if r[0] > params.rmin + MAX_START_GAP:
         raise UnusableDataError(
             f"{name}: data start at r = {r[0]:.2f} Å, more than {MAX_START_GAP:g} Å after the "
