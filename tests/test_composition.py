@@ -304,3 +304,214 @@ def test_every_shared_file_header_matches_the_index(shared_data):
             continue
         assert fractions(ours) == pytest.approx(fractions(theirs), abs=1e-9), name
     assert read == len(index) - 1
+
+
+# --------------------------------------------------------------------------- prediction
+# The random logistic-regression model of conftest does not use composition; a thin wrapper
+# around it that does (``uses_composition = True``) checks what a composition-aware model
+# is given, without depending on a trained composition model.
+
+
+class _CompositionAware:
+    """The wrapped model's probabilities, all moved onto one label when a composition
+    is given (so the test sees whether the composition reached the model)."""
+
+    uses_composition = True
+
+    def __init__(self, inner, favourite: int) -> None:
+        self.inner = inner
+        self.favourite = list(inner.labels).index(favourite)
+        self.seen: list = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def predict_proba(self, X, start=0, comp=None):
+        import numpy as np
+
+        self.seen.append(comp)
+        proba = self.inner.predict_proba(X, start=start)
+        if comp is None:
+            return proba
+        out = np.full_like(proba, 0.01)
+        out[:, self.favourite] = 1 - 0.01 * (proba.shape[1] - 1)
+        return out
+
+
+@pytest.fixture(scope="module")
+def predictor(random_logreg_model):
+    from pdfsg.predict import Predictor
+
+    return Predictor.load(random_logreg_model)
+
+
+@pytest.fixture(scope="module")
+def curve():
+    from pdfsg.io import read_pdf_file
+    from pdfsg.predict import example_files
+
+    m = read_pdf_file(example_files()[0])
+    return m.r, m.g
+
+
+def _write(tmp_path, name, curve, **settings):
+    from pdfsg.io import write_gr
+
+    path = tmp_path / name
+    write_gr(path, *curve, title=name, settings={"qmax": 25.0, **settings})
+    return path
+
+
+def test_header_composition_is_reported_and_a_g_only_model_says_it_ignores_it(
+    predictor, curve, tmp_path
+):
+    import numpy as np
+
+    every = len(predictor.labels)
+    plain = predictor.predict_file(_write(tmp_path, "plain.gr", curve), top=every)
+    path = _write(tmp_path, "tio2.gr", curve, composition="Ti O2")
+    res = predictor.predict_file(path, top=every)
+    ds = res.data_settings
+    assert (ds["composition"], ds["composition_from"], ds["composition_used"]) == (
+        "TiO2",
+        "header",
+        False,
+    )
+    assert ds["qmax_from"] == "header"  # the other settings are kept
+    assert res.notes == [
+        "ranked from G(r) alone (random-logreg does not use composition; "
+        "TiO2 from the header was not used)"
+    ]
+    assert not any("composition" in w for w in res.warnings)
+    # a G(r)-only model ranks exactly as without a composition
+    assert [p.space_group for p in res.predictions] == [p.space_group for p in plain.predictions]
+    np.testing.assert_array_equal(
+        [p.probability for p in res.predictions], [p.probability for p in plain.predictions]
+    )
+    assert plain.data_settings["composition_from"] == "none"
+    assert plain.data_settings["composition"] is None
+    assert plain.notes == ["ranked from G(r) alone (random-logreg does not use composition)"]
+    assert res.to_dict()["notes"] == res.notes
+
+
+def test_option_overrides_the_header_and_accepts_a_mapping(predictor, curve, tmp_path):
+    path = _write(tmp_path, "tio2.gr", curve, composition="TiO2")
+    res = predictor.predict_file(path, composition="La0.72Ca0.28MnO3")
+    assert res.data_settings["composition"] == "La0.72Ca0.28MnO3"
+    assert res.data_settings["composition_from"] == "option"
+    res = predictor.predict_file(path, composition={"Ni": 1})
+    assert res.data_settings["composition"] == "Ni"
+    res = predictor.predict(*curve, composition="Cd Se", source="cdse")
+    assert (res.data_settings["composition"], res.data_settings["composition_from"]) == (
+        "CdSe",
+        "option",
+    )
+
+
+def test_unreadable_option_names_the_file_and_a_bad_header_is_only_a_warning(
+    predictor, curve, tmp_path
+):
+    from pdfsg.errors import CompositionError
+
+    path = _write(tmp_path, "bad.gr", curve, composition="Xx2")
+    with pytest.raises(CompositionError, match=r"good\.gr: composition: cannot read 'Ni-'"):
+        predictor.predict_file(_write(tmp_path, "good.gr", curve), composition="Ni-")
+    with pytest.raises(CompositionError, match=r"^data: composition: .*amount of Ni is 0"):
+        predictor.predict(*curve, composition="Ni0")
+    res = predictor.predict_file(path)
+    assert res.predictions and res.data_settings["composition_from"] == "none"
+    (warning,) = [w for w in res.warnings if "composition" in w]
+    assert warning.startswith(f"{path}: composition in the header: cannot read 'Xx2'")
+    assert warning.endswith("ranked without it")
+    # the option replaces the unreadable header: no warning then
+    res = predictor.predict_file(path, composition="TiO2")
+    assert res.data_settings["composition_from"] == "option"
+    assert not any("composition" in w for w in res.warnings)
+
+
+def test_a_composition_aware_model_gets_the_encoded_composition(predictor, curve, tmp_path):
+    import numpy as np
+
+    from pdfsg.composition_vector import COMPOSITION_DIM, encode
+    from pdfsg.predict import Predictor
+
+    aware = _CompositionAware(predictor.models[0], favourite=225)
+    p = Predictor([aware], name="aware")
+    every = len(predictor.labels)
+    unknown = p.predict(*curve, source="x.gr", top=every)
+    assert aware.seen[-1] is None
+    assert unknown.data_settings["composition_used"] is False
+    assert unknown.notes == ["ranked from G(r) alone: no composition known (the model can use one)"]
+    direct = predictor.predict(*curve, top=every)
+    assert unknown.predictions == direct.predictions
+
+    res = p.predict_file(_write(tmp_path, "nacl.gr", curve, composition="NaCl"))
+    comp = aware.seen[-1]
+    assert comp.shape == (1, COMPOSITION_DIM) and comp.dtype == np.float32
+    np.testing.assert_array_equal(comp[0], encode({"Na": 0.5, "Cl": 0.5}))
+    assert res.predictions[0].space_group == 225
+    assert res.predictions[0].probability == pytest.approx(1 - 0.01 * (len(aware.labels) - 1))
+    assert res.data_settings["composition_used"] is True
+    assert res.notes == ["ranked from G(r) and the composition NaCl (from the header)"]
+    # amounts are normalised before encoding: Na2Cl2 reads as NaCl
+    p.predict(*curve, composition="Na2Cl2")
+    np.testing.assert_array_equal(aware.seen[-1], comp)
+
+
+def test_an_element_the_encoder_does_not_know_is_a_one_line_error(predictor, curve):
+    from pdfsg.errors import CompositionError
+    from pdfsg.predict import Predictor
+
+    p = Predictor([_CompositionAware(predictor.models[0], favourite=225)])
+    with pytest.raises(CompositionError, match=r"^og\.gr: composition Og: ") as info:
+        p.predict(*curve, composition="Og", source="og.gr")
+    assert "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_bad_composition_option_is_refused_up_front(random_logreg_model, tmp_path, capsys):
+    from pdfsg.cli import main
+
+    code = main(["predict", "--model", str(tmp_path / "no-model"), "x.gr", "--composition", "Xx2"])
+    assert code == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # before the model is loaded or a file read
+    assert err == "pdfsg predict: error: --composition: cannot read 'Xx2': unknown element 'Xx'\n"
+    assert main(["predict", "--model", str(random_logreg_model), "x.gr", "--composition", ""]) == 2
+    assert "--composition: composition is empty" in capsys.readouterr().err
+
+
+def test_cli_shows_the_composition_in_table_json_and_csv(
+    random_logreg_model, curve, tmp_path, capsys
+):
+    import json
+
+    from pdfsg.cli import main
+
+    header = _write(tmp_path, "cdse.gr", curve, composition="Cd Se")
+    bad = _write(tmp_path, "bad.gr", curve, composition="Cd Se-")
+    plain = _write(tmp_path, "plain.gr", curve)
+    base = ["predict", "--model", str(random_logreg_model), str(header), str(bad), str(plain)]
+
+    assert main([*base, "--format", "json"]) == 0  # a bad header is no failure
+    a, b, c = json.loads(capsys.readouterr().out)
+    assert (a["data_settings"]["composition"], a["data_settings"]["composition_from"]) == (
+        "CdSe",
+        "header",
+    )
+    assert b["predictions"] and b["data_settings"]["composition_from"] == "none"
+    assert any("composition in the header: cannot read 'Cd Se-'" in w for w in b["warnings"])
+    assert c["data_settings"]["composition"] is None
+    assert all("G(r) alone" in r["notes"][0] for r in (a, b, c))
+
+    assert main([*base, "--composition", "In1.9Sn0.1O3", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert {(r["composition"], r["composition_from"]) for r in rows} == {("In1.9Sn0.1O3", "option")}
+    assert len(rows) == 3 * 6
+
+    assert main([*base[:4], "--top", "2"]) == 0
+    table = capsys.readouterr().out
+    assert "   composition: CdSe (from the header)\n" in table
+    assert "   note: ranked from G(r) alone (random-logreg does not use composition; " in table

@@ -149,6 +149,100 @@ def test_qmax_parameter_reaches_the_predictor(client):
     assert any("Qmax = 15" in w for w in resp.json()[0]["warnings"])
 
 
+# --------------------------------------------------------------------------- composition
+
+
+def with_composition(formula: str) -> bytes:
+    """A PDFgetX3-style file whose header gives the sample's composition."""
+    return f"[DEFAULT]\nmode = xray\ncomposition = {formula}\n\n#### start data\n".encode() + (
+        curve_text()
+    )
+
+
+def test_header_composition_is_reported_per_file(client):
+    resp = client.post(
+        "/api/predict",
+        files=upload(("cdse.gr", with_composition("Cd Se")), ("plain.gr", curve_text())),
+    )
+    assert resp.status_code == 200
+    cdse, plain = resp.json()
+    settings = cdse["data_settings"]
+    assert (settings["composition"], settings["composition_from"]) == ("CdSe", "header")
+    assert settings["composition_used"] is False  # the served model reads G(r) only
+    assert plain["data_settings"]["composition"] is None
+    assert plain["data_settings"]["composition_from"] == "none"
+    for entry in (cdse, plain):
+        assert len(entry["notes"]) == 1 and "G(r) alone" in entry["notes"][0]
+
+
+def test_a_composition_field_per_file_overrides_the_header(client):
+    files = upload(("cdse.gr", with_composition("Cd Se")), ("b.gr", with_composition("NaCl")))
+    data = {"composition": ["La0.72Ca0.28MnO3", ""]}
+    resp = client.post("/api/predict", files=files, data=data)
+    assert resp.status_code == 200
+    first, second = (e["data_settings"] for e in resp.json())
+    assert (first["composition"], first["composition_from"]) == ("La0.72Ca0.28MnO3", "option")
+    assert (second["composition"], second["composition_from"]) == ("NaCl", "header")
+
+
+def test_an_unreadable_composition_fails_its_file_only(client):
+    files = upload(("a.gr", curve_text()), ("b.gr", curve_text()))
+    resp = client.post("/api/predict", files=files, data={"composition": ["TiO2", "Xx2"]})
+    assert resp.status_code == 200
+    good, bad = resp.json()
+    assert good["data_settings"]["composition"] == "TiO2"
+    assert bad == {
+        "file": "b.gr",
+        "error": "b.gr: composition: cannot read 'Xx2': unknown element 'Xx'",
+    }
+
+    resp = client.post(
+        "/api/predict", files=upload(("c.gr", curve_text())), data={"composition": "Ni-"}
+    )
+    assert resp.status_code == 422
+    assert (
+        resp.json()["detail"]
+        == "c.gr: composition: cannot read 'Ni-': unexpected '-' at position 3"
+    )
+    assert "pdfsg-web-" not in resp.text and "upload." not in resp.text
+
+
+def test_a_bad_header_composition_is_a_warning_and_the_field_replaces_it(client):
+    resp = client.post("/api/predict", files=upload(("h.gr", with_composition("Xx2"))))
+    assert resp.status_code == 200
+    (entry,) = resp.json()
+    assert entry["data_settings"]["composition_from"] == "none"
+    assert any(
+        w.startswith("h.gr: composition in the header: cannot read 'Xx2'")
+        for w in entry["warnings"]
+    )
+    resp = client.post(
+        "/api/predict", files=upload(("h.gr", with_composition("Xx2"))), data={"composition": "Ni"}
+    )
+    (entry,) = resp.json()
+    assert entry["data_settings"]["composition_from"] == "option"
+    assert not any("composition" in w for w in entry["warnings"])
+
+
+def test_composition_fields_must_match_the_files(client):
+    files = upload(("a.gr", curve_text()), ("b.gr", curve_text()))
+    resp = client.post("/api/predict", files=files, data={"composition": "TiO2"})
+    assert resp.status_code == 400
+    assert resp.json() == {
+        "detail": "composition: give one per file or none (2 files, 1 composition fields)"
+    }
+
+
+def test_openapi_documents_the_composition_field_and_result(client):
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/api/predict"]["post"]["requestBody"]["content"]
+    field = body["multipart/form-data"]["schema"]["properties"]["composition"]
+    assert field["items"]["type"] == "string" and "header" in field["description"]
+    result = schema["components"]["schemas"]["FileResult"]["properties"]
+    assert "composition_from" in result["data_settings"]["description"]
+    assert "notes" in result
+
+
 # --------------------------------------------------------------------------- bad files
 
 

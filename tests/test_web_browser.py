@@ -99,6 +99,19 @@ def test_upload_page_ranks_files_and_renders_names_as_text(playwright_api, serve
             page.set_input_files("#file-input", str(example))
             expect(page.locator("table.ranking tbody tr")).to_have_count(6)  # the default top
 
+            # 1b. the composition field of the file: empty (the example's header gives none);
+            #     a typed formula is sent with the file and reported back
+            field = page.locator("article.card form.composition input")
+            expect(field).to_have_value("")
+            expect(page.locator("article.card .origin")).to_have_text("unknown")
+            field.fill("Ti O2")
+            field.press("Enter")
+            expect(page.locator("article.card .origin")).to_have_text(
+                "as typed, not used by the model"
+            )
+            expect(page.locator("article.card form.composition input")).to_have_value("Ti O2")
+            assert "G(r) alone" in page.text_content("article.card p.note")
+
             # 2. drag and drop of a good file and a bad one with a hostile name; top 5
             page.select_option("#top", "5")
             page.evaluate(

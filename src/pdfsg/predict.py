@@ -9,11 +9,17 @@ A family holds models for different r ranges (e.g. 1.5–30 Å and 1.5–20 Å).
 the model with the longest r range that the data cover is used; data that stop before every
 model's rmax are answered by a variable-length model when the family has one, with a
 warning.  Nothing is zero-filled.
+
+A composition (``composition="La0.72Ca0.28MnO3"``, or the one in the file's header) is
+passed to models that use one (``uses_composition``); the result's ``data_settings`` say
+which composition was used and where it came from, and ``notes`` say when the ranking
+rests on G(r) alone.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -21,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from pdfsg.errors import ModelError, PdfFileError
+from pdfsg.errors import CompositionError, ModelError, PdfFileError
 from pdfsg.params import PdfParams
 
 DEFAULT_MODEL = "default"
@@ -51,6 +57,8 @@ class PredictionResult:
     warnings: list[str] = field(default_factory=list)
     model: str = ""
     data_settings: dict[str, Any] = field(default_factory=dict)
+    #: plain remarks, not problems (e.g. that the ranking used G(r) alone)
+    notes: list[str] = field(default_factory=list)
     r: np.ndarray | None = field(default=None, repr=False)
     x: np.ndarray | None = field(default=None, repr=False)
 
@@ -61,6 +69,7 @@ class PredictionResult:
             "crystal_systems": self.crystal_systems,
             "uncertainty": self.uncertainty,
             "warnings": list(self.warnings),
+            "notes": list(self.notes),
             "model": self.model,
             "data_settings": dict(self.data_settings),
         }
@@ -151,6 +160,42 @@ def coherence_length_warning(r: np.ndarray, g: np.ndarray, source: str) -> str |
     return None
 
 
+def composition_input(
+    model: Any, composition: dict[str, float] | None, origin: str, source: str
+) -> tuple[np.ndarray | None, dict[str, Any], str]:
+    """What a model gets for a composition, and how the result reports it.
+
+    Returns the ``comp`` row for ``model.predict_proba`` ((1, COMPOSITION_DIM), or None:
+    unknown, or a model without composition input), the ``data_settings`` entries
+    (``composition``: the formula as given, compact; ``composition_from``: ``"option"``,
+    ``"header"`` or ``"none"``; ``composition_used``: whether the model took it) and a note.
+    """
+    from pdfsg.composition import format_composition, fractions
+
+    formula = format_composition(composition) if composition else None
+    uses = bool(getattr(model, "uses_composition", False))
+    manifest = getattr(model, "manifest", None) or {}
+    name = str(manifest.get("name", "the model"))
+    settings = {
+        "composition": formula,
+        "composition_from": origin if formula else "none",
+        "composition_used": bool(uses and formula),
+    }
+    if not uses:
+        given = f"; {formula} from the {origin} was not used" if formula else ""
+        return None, settings, f"ranked from G(r) alone ({name} does not use composition{given})"
+    if not formula or composition is None:
+        note = "ranked from G(r) alone: no composition known (the model can use one)"
+        return None, settings, note
+    from pdfsg.composition_vector import encode
+
+    try:
+        comp = np.asarray(encode(fractions(composition)), dtype=np.float32)[None, :]
+    except ValueError as exc:
+        raise CompositionError(f"{source}: composition {formula}: {exc}") from exc
+    return comp, settings, f"ranked from G(r) and the composition {formula} (from the {origin})"
+
+
 class Predictor:
     """Space-group ranking with a family of trained models.
 
@@ -202,6 +247,8 @@ class Predictor:
         qmax: float | None = None,
         source: str | None = None,
         top: int = 6,
+        composition: str | Mapping[str, float] | None = None,
+        composition_from: str = "option",
     ) -> PredictionResult:
         """Rank the space groups for one curve G(r).
 
@@ -211,12 +258,22 @@ class Predictor:
         g : np.ndarray  [Å⁻²]
         qmax : float or None  [1/Å], Qmax of the measurement when known
         source : name used in messages (the file name)
+        composition : formula (``"La0.72Ca0.28MnO3"``, ``"Cd Se"``) or element -> amount;
+            None when unknown.  Used by models with ``uses_composition``, reported in
+            ``data_settings`` either way; one that cannot be read raises
+            :class:`~pdfsg.errors.CompositionError` naming ``source``.
+        composition_from : where the composition came from, for ``data_settings``
+            (``"option"`` or ``"header"``)
         top : how many space groups to return (all when <= 0)
         """
+        from pdfsg.composition import as_composition
         from pdfsg.preprocess import prepare_input
         from pdfsg.spacegroups import get
 
         name = source or "data"
+        amounts = None
+        if composition is not None:
+            amounts = as_composition(_plain(composition), f"{name}: composition")
         r = np.asarray(r, dtype=np.float64)
         g = np.asarray(g, dtype=np.float64)
         if r.size == 0:
@@ -236,7 +293,12 @@ class Predictor:
                     f"{name}: data end at r = {r[-1]:.2f} Å; answered by the model trained "
                     f"for r up to {model.params.rmax:g} Å"
                 )
-        proba = model.predict_proba(prepared.x[None, :], start=prepared.start_index)[0]
+        comp, comp_settings, comp_note = composition_input(model, amounts, composition_from, name)
+        if getattr(model, "uses_composition", False):
+            x = prepared.x[None, :]
+            proba = model.predict_proba(x, start=prepared.start_index, comp=comp)[0]
+        else:
+            proba = model.predict_proba(prepared.x[None, :], start=prepared.start_index)[0]
         coherence = coherence_length_warning(prepared.r, prepared.g, name)
         if coherence:
             warnings.append(coherence)
@@ -260,6 +322,8 @@ class Predictor:
             uncertainty=uncertainty,
             warnings=warnings,
             model=str(model.manifest.get("name", self.name)) if model.manifest else self.name,
+            data_settings=comp_settings,
+            notes=[comp_note],
             r=prepared.r,
             x=prepared.x,
         )
@@ -272,6 +336,7 @@ class Predictor:
         qdamp: float | None = None,
         radiation: str | None = None,
         top: int = 6,
+        composition: str | Mapping[str, float] | None = None,
     ) -> PredictionResult:
         """Read a PDF file (.gr, .cgr, .fgr, two/three-column text) and rank space groups.
 
@@ -280,8 +345,14 @@ class Predictor:
         checked against the range the model was trained on.
         """
         from pdfsg.augment import AugmentConfig
+        from pdfsg.composition import as_composition
         from pdfsg.io import read_pdf_file
 
+        # composition (formula or element -> amount) replaces the header's; a header
+        # composition that cannot be read is a warning (ranked from G(r) alone), a given
+        # one that cannot be read a CompositionError naming the file
+        if composition is not None:
+            composition = as_composition(_plain(composition), f"{path}: composition")
         data = read_pdf_file(path)
         settings: dict[str, Any] = {}
         for key, flag, header in (
@@ -293,8 +364,18 @@ class Predictor:
             if value is not None:
                 settings[key] = value
                 settings[f"{key}_from"] = "option" if flag is not None else "header"
-        result = self.predict(data.r, data.g, qmax=settings.get("qmax"), source=str(path), top=top)
-        result.data_settings = settings
+        result = self.predict(
+            data.r,
+            data.g,
+            qmax=settings.get("qmax"),
+            source=str(path),
+            top=top,
+            composition=composition if composition is not None else data.composition,
+            composition_from="option" if composition is not None else "header",
+        )
+        if composition is None and data.composition_warning:
+            result.warnings.append(f"{data.composition_warning}; ranked without it")
+        result.data_settings = {**settings, **result.data_settings}
         trained = AugmentConfig()  # the ranges the shipped models were trained on
         q = settings.get("qdamp")
         if q is not None and not trained.qdamp[0] <= q <= trained.qdamp[1]:
@@ -309,3 +390,7 @@ class Predictor:
                 f"({trained.qmax[0]:g})"
             )
         return result
+
+
+def _plain(composition: str | Mapping[str, float]) -> str | dict[str, float]:
+    return composition if isinstance(composition, str) else dict(composition)

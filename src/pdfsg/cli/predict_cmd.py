@@ -39,6 +39,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--radiation", choices=("xray", "neutron"), default=None, help="overrides the header"
     )
+    p.add_argument(
+        "--composition",
+        metavar="FORMULA",
+        default=None,
+        help="the sample's composition, e.g. 'La0.72Ca0.28MnO3' or 'Cd Se' (overrides the "
+        "header's; used by models that take one)",
+    )
     p.add_argument("--plot", metavar="PNG", help="draw each PDF and its top-K probabilities")
     p.add_argument("-o", "--output", metavar="FILE", help="write the results here, not stdout")
     p.set_defaults(func=run)
@@ -69,6 +76,12 @@ def render_table(results: list[dict]) -> str:
         )
         lines.append(f"   crystal system: {systems}")
         lines.append(f"   least sure: {res['uncertainty']}")
+        settings = res.get("data_settings", {})
+        if settings.get("composition"):
+            origin = settings["composition_from"]
+            lines.append(f"   composition: {settings['composition']} (from the {origin})")
+        for n in res.get("notes", []):
+            lines.append(f"   note: {n}")
         for w in res["warnings"]:
             lines.append(f"   warning: {w}")
     return "\n".join(lines) + "\n"
@@ -77,11 +90,25 @@ def render_table(results: list[dict]) -> str:
 def render_csv(results: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["file", "rank", "space_group", "symbol", "crystal_system", "probability", "error"])
+    w.writerow(
+        [
+            "file",
+            "rank",
+            "space_group",
+            "symbol",
+            "crystal_system",
+            "probability",
+            "error",
+            "composition",
+            "composition_from",
+        ]
+    )
     for res in results:
         if "error" in res:
-            w.writerow([res["file"], "", "", "", "", "", res["error"]])
+            w.writerow([res["file"], "", "", "", "", "", res["error"], "", ""])
             continue
+        settings = res.get("data_settings", {})
+        composition = [settings.get("composition") or "", settings.get("composition_from", "none")]
         for k, p in enumerate(res["predictions"], 1):
             w.writerow(
                 [
@@ -92,6 +119,7 @@ def render_csv(results: list[dict]) -> str:
                     p["crystal_system"],
                     f"{p['probability']:.6f}",
                     "",
+                    *composition,
                 ]
             )
     return buf.getvalue()
@@ -106,13 +134,22 @@ def run(args: argparse.Namespace) -> int:
         args.files = [*args.files, *map(str, example_files())]
     if not args.files:
         raise PdfsgError("no input files (give FILE... or --example)")
+    if args.composition is not None:
+        from pdfsg.composition import parse_composition
+
+        parse_composition(args.composition, "--composition")  # one line naming the option
     predictor = Predictor.load(args.model)  # a bad model is a user error for the whole run
     results: list[dict] = []
     failed = 0
     for f in args.files:
         try:
             res = predictor.predict_file(
-                f, qmax=args.qmax, qdamp=args.qdamp, radiation=args.radiation, top=args.top
+                f,
+                qmax=args.qmax,
+                qdamp=args.qdamp,
+                radiation=args.radiation,
+                top=args.top,
+                composition=args.composition,
             )
         except PdfsgError as exc:  # one bad file does not stop the others
             failed += 1

@@ -7,10 +7,14 @@
     The page: drop PDF files, see each curve on the model's grid and its ranked space groups
     (table and bar chart).  Plain HTML + one vanilla script, no external resources.
 ``POST /api/predict``
-    Multipart field ``files`` (one or more PDF files); query ``top`` and ``qmax``.  The body
-    is the JSON of ``pdfsg predict --format json`` (a list with one entry per file, in upload
-    order), each successful entry with the curve on the model grid added (``r`` [Å] and
-    ``x``, the normalised G), each failed one ``{"file", "error"}``.
+    Multipart field ``files`` (one or more PDF files), optional text fields ``composition``
+    (none, or one per file in upload order: a formula such as ``La0.72Ca0.28MnO3``; an empty
+    one keeps the file header's composition); query ``top`` and ``qmax``.  The body is the
+    JSON of ``pdfsg predict --format json`` (a list with one entry per file, in upload
+    order: ``data_settings`` says which composition was used and where it came from,
+    ``notes`` when the ranking used G(r) alone), each successful entry with the curve on the
+    model grid added (``r`` [Å] and ``x``, the normalised G), each failed one
+    ``{"file", "error"}`` (a composition that cannot be read fails its file only).
 ``GET /api/info``
     The model (name, label count, r grid, Qmax) and the upload limits.
 
@@ -22,7 +26,8 @@ HTTP status policy of ``POST /api/predict``
       the per-file size limit, **422** when a file could not be used (empty, binary, NaN, one
       column, too short...), **500** only for an unexpected server fault.
     * Whole-request problems answer ``{"detail": <one line>}`` before any file is read:
-      **400** no ``files`` field, more than ``max_files`` files, or malformed multipart;
+      **400** no ``files`` field, more than ``max_files`` files, a number of ``composition``
+      fields that is neither 0 nor the number of files, or malformed multipart;
       **413** a body larger than ``max_files`` x ``max_file_bytes`` (checked on the
       Content-Length header and while streaming); **415** a body that is not
       multipart/form-data; **422** a bad ``top`` or ``qmax``.
@@ -119,7 +124,19 @@ class FileResult(BaseModel):
     crystal_systems: dict[str, float] | None = None
     uncertainty: str | None = Field(default=None, description="what the model is least sure of")
     warnings: list[str] | None = None
+    notes: list[str] | None = Field(
+        default=None, description="plain remarks, e.g. that the ranking used G(r) alone"
+    )
     model: str | None = None
+    data_settings: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "the measurement settings used and where each came from: qmax / qmax_from, "
+            "qdamp, radiation, composition (compact formula or null), composition_from "
+            "('option': the composition field, 'header': the file, 'none'), composition_used "
+            "(whether the model took it)"
+        ),
+    )
     r: list[float] | None = Field(default=None, description="model grid points covered [Å]")
     x: list[float] | None = Field(default=None, description="normalised G on those points")
     error: str | None = Field(default=None, description="one-line reason the file failed")
@@ -158,6 +175,7 @@ class _Upload:
     name: str
     data: bytes | None  # None: over the size limit
     size: int
+    composition: str | None = None  # None: the header's
 
 
 @dataclass
@@ -237,7 +255,7 @@ def _predict_uploads(
             path = folder / _disk_name(up.name)
             path.write_bytes(up.data)
             try:
-                res = predictor.predict_file(path, qmax=qmax, top=top)
+                res = predictor.predict_file(path, qmax=qmax, top=top, composition=up.composition)
             except PdfsgError as exc:
                 msg = _one_line(str(exc).replace(str(path), up.name))
                 outcomes.append(_Outcome({"file": up.name, "error": msg}, 422))
@@ -397,7 +415,9 @@ def create_app(
         summary="Rank the space groups of uploaded PDF files",
         description=(
             "Send one or more PDF files (.gr from PDFgetX3/X2/N or xPDFsuite, PDFgui .cgr/.fgr, "
-            "plain `r G` columns) as multipart field `files`. The answer is the JSON of "
+            "plain `r G` columns) as multipart field `files`, and optionally one text field "
+            "`composition` per file (a formula; empty: the file header's). The answer is the "
+            "JSON of "
             "`pdfsg predict --format json`, one entry per file in upload order, plus the curve "
             "on the model grid (`r` [Å], normalised `x`). 200 when at least one file was "
             "ranked (failed files are `{file, error}` entries); 413 when every file was too "
@@ -428,7 +448,17 @@ def create_app(
                                         f"PDF files, at most {max_files}, each at most "
                                         f"{max_file_bytes} bytes"
                                     ),
-                                }
+                                },
+                                "composition": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                    "description": (
+                                        "the sample composition of each file, in upload "
+                                        "order (none, or one per file): a formula such as "
+                                        "'La0.72Ca0.28MnO3' or 'Cd Se'; an empty one keeps "
+                                        "the composition in the file's header"
+                                    ),
+                                },
                             },
                         }
                     }
@@ -457,20 +487,30 @@ def create_app(
             )
         limited = Request(request.scope, _limited_receive(request.receive, max_request_bytes))
         try:
-            async with limited.form(max_files=max_files, max_fields=max_files + 10) as form:
+            async with limited.form(max_files=max_files, max_fields=2 * max_files + 10) as form:
                 uploads = []
                 items = form.getlist("files")
                 if not items:
                     return _error(400, "no files: send them in the multipart field 'files'")
+                compositions = form.getlist("composition")
+                if compositions and len(compositions) != len(items):
+                    return _error(
+                        400,
+                        f"composition: give one per file or none ({len(items)} files, "
+                        f"{len(compositions)} composition fields)",
+                    )
+                if any(not isinstance(c, str) for c in compositions):
+                    return _error(400, "composition: a text field, not a file upload")
                 for i, item in enumerate(items):
                     if not isinstance(item, UploadFile):
                         return _error(400, f"'files' entry {i + 1} is not a file upload")
                     name = display_name(item.filename, i)
                     data = await item.read(max_file_bytes + 1)
+                    comp = str(compositions[i]).strip() if compositions else ""
                     if len(data) > max_file_bytes:
                         uploads.append(_Upload(name, None, item.size or len(data)))
                     else:
-                        uploads.append(_Upload(name, data, len(data)))
+                        uploads.append(_Upload(name, data, len(data), comp or None))
         except _BodyTooLarge:
             return _error(413, f"request body is over the {_mb(max_request_bytes)} limit")
         except StarletteHTTPException as exc:  # starlette's multipart errors

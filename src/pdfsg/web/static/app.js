@@ -9,7 +9,8 @@
   const TOP_CHOICES = [1, 3, 5, 6, 10, 20];
   const $ = (id) => document.getElementById(id);
 
-  const state = { files: [], info: null, results: null, controller: null };
+  // compositions[i]: what the user typed for file i (undefined: the file header's)
+  const state = { files: [], compositions: [], info: null, results: null, controller: null };
 
   function el(tag, attrs = {}, text = null) {
     const node = document.createElement(tag);
@@ -149,14 +150,48 @@
     return table;
   }
 
-  function resultCard(res) {
+  const ORIGIN = { option: "as typed", header: "from the file header", none: "unknown" };
+
+  // the composition of file `index`: filled from the header, editable; a change re-ranks
+  function compositionField(res, index) {
+    const form = el("form", { class: "composition" });
+    const label = form.appendChild(el("label", {}, "Composition "));
+    const settings = res.data_settings || {};
+    const typed = state.compositions[index];
+    const input = label.appendChild(el("input", {
+      type: "text", name: "composition", spellcheck: "false", autocomplete: "off",
+      placeholder: "unknown, e.g. La0.72Ca0.28MnO3", "aria-label": `composition of ${res.file}`,
+    }));
+    input.value = typed !== undefined ? typed : (settings.composition || "");
+    const origin = settings.composition_from || (typed ? "option" : "none");
+    const used = settings.composition_used ? "used by the model" : "not used by the model";
+    let hint = res.error ? "" : ORIGIN[origin] || origin;
+    if (hint && settings.composition) hint += `, ${used}`;
+    form.appendChild(el("span", { class: "muted origin" }, hint));
+    const apply = () => {
+      const value = input.value.trim();
+      if (state.compositions[index] === value) return; // Enter fires change and submit
+      state.compositions[index] = value;
+      submit();
+    };
+    input.addEventListener("change", apply);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      apply();
+    });
+    return form;
+  }
+
+  function resultCard(res, index) {
     const card = el("article", { class: "card" });
     card.appendChild(el("h2", {}, res.file));
     if (res.error) {
       card.classList.add("failed");
       card.appendChild(el("p", { class: "error" }, res.error));
+      card.appendChild(compositionField(res, index));
       return card;
     }
+    card.appendChild(compositionField(res, index));
     const plots = card.appendChild(el("div", { class: "plots" }));
     const f1 = plots.appendChild(el("figure"));
     f1.appendChild(curveChart(res.r || [], res.x || []));
@@ -174,6 +209,7 @@
     if (res.uncertainty) {
       card.appendChild(el("p", { class: "summary" }, `Least sure: ${res.uncertainty}`));
     }
+    for (const n of res.notes || []) card.appendChild(el("p", { class: "muted note" }, n));
     if (res.model) card.appendChild(el("p", { class: "muted" }, `Model: ${res.model}`));
     if (res.warnings && res.warnings.length) {
       const ul = card.appendChild(el("ul", { class: "warnings" }));
@@ -184,7 +220,7 @@
 
   function showResults(results) {
     const box = $("results");
-    box.replaceChildren(...results.map(resultCard));
+    box.replaceChildren(...results.map((res, i) => resultCard(res, i)));
     state.results = results;
     $("download").disabled = !results.length;
   }
@@ -198,6 +234,9 @@
     state.controller = controller;
     const form = new FormData();
     for (const f of state.files) form.append("files", f, f.name);
+    if (state.compositions.some((c) => c !== undefined)) {
+      state.files.forEach((_, i) => form.append("composition", state.compositions[i] || ""));
+    }
     const params = new URLSearchParams({ top: $("top").value || "6" });
     const qmax = $("qmax").value.trim();
     if (qmax) params.set("qmax", qmax);
@@ -232,6 +271,7 @@
 
   function takeFiles(fileList) {
     state.files = Array.from(fileList || []);
+    state.compositions = [];
     if (state.files.length) submit();
   }
 
