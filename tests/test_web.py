@@ -407,22 +407,41 @@ def test_serve_command_builds_the_app_and_runs_uvicorn(model_dir, monkeypatch, c
     uvicorn = pytest.importorskip("uvicorn")
     seen = {}
 
-    def fake_run(app, host, port, **kwargs):
-        seen.update(app=app, host=host, port=port)
+    def fake_run(self, sockets=None):
+        seen.update(app=self.config.app, address=sockets[0].getsockname())
 
-    monkeypatch.setattr(uvicorn, "run", fake_run)
-    argv = ["serve", "--model", str(model_dir), "--port", "8123", "--max-files", "4"]
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
+    argv = ["serve", "--model", str(model_dir), "--port", "0", "--max-files", "4"]
     assert main([*argv, "--max-file-mb", "0.5"]) == 0
-    assert (seen["host"], seen["port"]) == ("127.0.0.1", 8123)
+    host, port = seen["address"]
+    assert host == "127.0.0.1" and port > 0
     assert seen["app"].state.max_files == 4
     assert seen["app"].state.max_file_bytes == 512 * 1024
-    assert "http://127.0.0.1:8123/" in capsys.readouterr().err
+    assert f"http://127.0.0.1:{port}/" in capsys.readouterr().err
 
-    assert main(["serve", "--model", str(model_dir), "--host", "0.0.0.0"]) == 0
+    assert main(["serve", "--model", str(model_dir), "--host", "0.0.0.0", "--port", "0"]) == 0
     assert "no authentication" in capsys.readouterr().err
 
 
+def test_serve_on_a_busy_port_says_so_first_and_nothing_else(model_dir, monkeypatch, capsys):
+    import socket
+
+    uvicorn = pytest.importorskip("uvicorn")
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: pytest.fail("ran"))
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        port = busy.getsockname()[1]
+        assert main(["serve", "--model", str(model_dir), "--port", str(port)]) == 2
+    finally:
+        busy.close()
+    err = capsys.readouterr().err
+    where = f"127.0.0.1:{port}"
+    assert err == f"pdfsg serve: error: --port {port}: cannot listen on {where}: already in use\n"
+
+
 def test_serve_command_with_a_missing_model_is_a_one_line_error(tmp_path, capsys):
-    assert main(["serve", "--model", str(tmp_path / "missing")]) == 2
+    assert main(["serve", "--model", str(tmp_path / "missing"), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pdfsg serve: error: ") and err.count("\n") == 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
+import socket
 import sys
 
 from pdfsg.errors import PdfsgError
@@ -52,24 +54,53 @@ def run(args: argparse.Namespace) -> int:
             f"pdfsg serve needs the web extra ({exc.name} is missing): pip install 'pdfsg[web]'"
         ) from exc
 
-    app = create_app(
-        model=args.model,
-        max_file_bytes=int(args.max_file_mb * 1024 * 1024),
-        max_files=args.max_files,
-        max_parallel=args.parallel,
-    )
-    if not _is_loopback(args.host):
-        print(
-            f"pdfsg serve: warning: listening on {args.host}: no authentication, anyone who "
-            "can reach this port can upload files",
-            file=sys.stderr,
+    sock = bind_socket(args.host, args.port)  # a busy port fails here, before anything is said
+    try:
+        app = create_app(
+            model=args.model,
+            max_file_bytes=int(args.max_file_mb * 1024 * 1024),
+            max_files=args.max_files,
+            max_parallel=args.parallel,
         )
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"pdfsg serve: http://{shown}:{args.port}/  (Ctrl+C to stop)", file=sys.stderr)
-    uvicorn.run(
-        app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning"
-    )
+        if not _is_loopback(args.host):
+            print(
+                f"pdfsg serve: warning: listening on {args.host}: no authentication, anyone "
+                "who can reach this port can upload files",
+                file=sys.stderr,
+            )
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        port = sock.getsockname()[1]
+        print(f"pdfsg serve: http://{shown}:{port}/  (Ctrl+C to stop)", file=sys.stderr)
+        config = uvicorn.Config(app, log_level="info" if args.verbose else "warning")
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (as uvicorn binds it: SO_REUSEADDR, inheritable).
+
+    Raises
+    ------
+    PdfsgError
+        One line when the address cannot be bound (port in use, no permission, bad host).
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise PdfsgError(f"--host {host}: cannot resolve ({exc.strerror})") from None
+    family = infos[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(infos[0][4])
+    except OSError as exc:
+        sock.close()
+        why = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise PdfsgError(f"--port {port}: cannot listen on {host}:{port}: {why}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _is_loopback(host: str) -> bool:
