@@ -132,3 +132,73 @@ def test_evaluate_refuses_mismatched_data(trained, tmp_path, capsys):
     with pytest.raises(DatasetError, match="test split of the dataset is empty"):
         evaluate(model, read_dataset(no_test), "test")
     assert evaluate(model, read_dataset(no_test), "train").n == 18
+
+
+def test_training_ids_are_recorded_and_overlap_is_warned(trained, tmp_path, capsys):
+    from pdfsg.artifact import TRAINING_IDS, load_model, read_training_ids, structure_id_hash
+    from pdfsg.cli import main
+    from pdfsg.datasets import read_dataset, write_dataset_file
+
+    data, model_dir = trained
+    ds = read_dataset(data)
+    train_ids = [str(i) for i in ds.ids[ds.split == 0]]
+    assert (model_dir / TRAINING_IDS).is_file()
+    recorded = read_training_ids(model_dir)
+    assert recorded == {structure_id_hash(i) for i in train_ids} and len(recorded) == 180
+
+    model = load_model(model_dir)
+    clean = evaluate(model, ds, "test")
+    assert clean.training_overlap == {
+        "checked": True, "n": 60, "n_seen": 0, "fraction": 0.0, "examples": []
+    }  # fmt: skip
+    assert clean.warnings == []
+    seen = evaluate(model, ds, "train")
+    assert seen.training_overlap["n_seen"] == 180 and seen.training_overlap["fraction"] == 1.0
+    assert seen.warnings[0].startswith("180 of 180 train rows (100%) are structures the model")
+
+    # augmented copies of training structures, put in a test split: mapped to their parents
+    rows = np.flatnonzero(ds.split == 0)[:20]
+    leaked = write_dataset_file(
+        tmp_path / "leak.h5",
+        ids=[f"{ds.ids[i]}#aug2" for i in rows],
+        formula=["X"] * rows.size,
+        space_group=ds.y[rows],
+        G=ds.G[rows],
+        split=np.ones(rows.size, dtype=np.int8),
+        params=ds.params,
+        manifest={k: ds.manifest[k] for k in ("label_set", "labels", "counts", "source")},
+    )
+    assert main(["evaluate", str(leaked), "--model", str(model_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert "A1" in out
+    assert err.startswith("pdfsg evaluate: warning: 20 of 20 test rows (100%) are structures")
+    assert f"{ds.ids[rows[0]]}#aug2" in err and err.count("\n") == 1
+
+
+def test_evaluate_takes_the_shipped_names_and_lists_them(tmp_path, capsys):
+    from pdfsg.cli import main
+    from pdfsg.predict import resolve_model_paths, shipped_model_names
+
+    shipped = shipped_model_names()
+    assert {"default", "shipped", "pdfsg-v2", "pdfsg-v2-r30", "pdfsg-v2-r20"} <= set(shipped)
+    assert resolve_model_paths("shipped") == resolve_model_paths("pdfsg-v2")
+    assert resolve_model_paths("shipped") == resolve_model_paths("default")
+
+    labels = tuple(json.loads((resolve_model_paths()[0] / "manifest.json").read_text())["labels"])
+    data = make_dataset(tmp_path / "p45.h5", n_per_class=4, labels=labels)
+    results = {}
+    for name in ("shipped", "pdfsg-v2"):
+        argv = ["evaluate", str(data), "--model", name, "--json", str(tmp_path / "m.json")]
+        assert main(argv) == 0
+        out, err = capsys.readouterr()
+        assert "model pdfsg-v2-r30" in out and "n = 45" in out
+        assert "records no training ids" in err and "cannot be checked" in err
+        doc = json.loads((tmp_path / "m.json").read_text())
+        assert doc["training_overlap"] == {"checked": False, "n": 45}
+        results[name] = doc["top_k_accuracy"]
+    assert results["shipped"] == results["pdfsg-v2"]
+
+    assert main(["evaluate", str(data), "--model", "pdfsg-v9"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "model 'pdfsg-v9' not found" in err and "shipped: default, shipped, pdfsg-v2" in err

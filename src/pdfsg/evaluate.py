@@ -31,6 +31,7 @@ __all__ = [
     "per_class_accuracy",
     "top_confusions",
     "top_k_accuracy",
+    "training_overlap",
 ]
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,10 @@ class Evaluation:
     confusions: list[dict[str, Any]]
     model: dict[str, Any] = field(default_factory=dict)
     dataset: dict[str, Any] = field(default_factory=dict)
+    #: overlap of the evaluated rows with the model's training data (:func:`training_overlap`)
+    training_overlap: dict[str, Any] = field(default_factory=dict)
+    #: one-line notes for the user (e.g. the evaluated rows were seen in training)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def delta_top_k(self) -> dict[int, float]:
@@ -195,7 +200,51 @@ class Evaluation:
             },
             "model": self.model,
             "dataset": self.dataset,
+            "training_overlap": self.training_overlap,
+            "warnings": list(self.warnings),
         }
+
+
+def training_overlap(
+    ids: Any, training_ids: set[str] | None, *, split: str = "test"
+) -> tuple[dict[str, Any], str | None]:
+    """How many of the evaluated structure ``ids`` the model was trained on.
+
+    Parameters
+    ----------
+    ids : the evaluated rows' structure ids (augmented copies ``mp-1#aug2`` count as
+        ``mp-1``)
+    training_ids : the model's recorded hashes (:func:`pdfsg.artifact.read_training_ids`),
+        or None when the model records none
+
+    Returns
+    -------
+    (dict, str or None)
+        ``{"checked", "n", "n_seen", "fraction", "examples"}`` and a one-line warning when
+        rows were seen in training or the overlap cannot be checked (None otherwise).
+    """
+    from pdfsg.artifact import structure_id_hash
+
+    ids = [str(i) for i in ids]
+    if training_ids is None:
+        return {"checked": False, "n": len(ids)}, (
+            "the model records no training ids (saved before pdfsg recorded them): whether "
+            f"the {split} rows were in its training data cannot be checked"
+        )
+    seen = [i for i in ids if structure_id_hash(i) in training_ids]
+    info = {
+        "checked": True,
+        "n": len(ids),
+        "n_seen": len(seen),
+        "fraction": len(seen) / len(ids) if ids else 0.0,
+        "examples": seen[:5],
+    }
+    if not seen:
+        return info, None
+    return info, (
+        f"{len(seen)} of {len(ids)} {split} rows ({info['fraction']:.0%}) are structures the "
+        f"model was trained on (e.g. {', '.join(seen[:3])}): these accuracies overstate it"
+    )
 
 
 def evaluate_proba(
@@ -298,6 +347,15 @@ def evaluate(
         n_confusions=n_confusions,
     )
     m = classifier.manifest or {}
+    folder = m.get("_folder")
+    if folder:
+        from pdfsg.artifact import read_training_ids
+
+        result.training_overlap, note = training_overlap(
+            dataset.ids[rows], read_training_ids(folder), split=split
+        )
+        if note:
+            result.warnings.append(note)
     result.model = {
         "name": m.get("name"),
         "kind": classifier.kind,

@@ -23,6 +23,7 @@ __all__ = [
     "plot_confusion",
     "plot_learning_curves",
     "plot_prediction",
+    "plot_series",
     "plot_top_k",
     "write_report",
 ]
@@ -228,9 +229,10 @@ def write_report(
     folder: str | os.PathLike[str],
     history: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """Write every figure (and ``metrics.json``) into ``folder``; returns the paths."""
+    """Write every figure (and ``metrics.json``) into ``folder`` (created; its parent must
+    exist); returns the paths."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)
     written = [
         plot_top_k(ev, folder / "top_k_accuracy.png"),
         plot_accuracy_per_group(ev, folder / "accuracy_per_group.png"),
@@ -246,13 +248,23 @@ def write_report(
 
 def plot_prediction(result: Any, path: str | os.PathLike[str]) -> Path:
     """The input curve on the model's grid (left) beside the top-K probabilities (right),
-    bars coloured by crystal system.  ``result`` is a :class:`pdfsg.predict.PredictionResult`."""
+    bars coloured by crystal system with a legend; the file's name (not its folder) is the
+    title and the result's warnings are printed under the plots.  ``result`` is a
+    :class:`pdfsg.predict.PredictionResult`; the folder of ``path`` must exist."""
+    import textwrap
+
+    from matplotlib.patches import Patch
+
     plt = _plt()
     colors = _colors()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    warnings = [str(w) for w in (result.warnings or [])]
+    lines = [ln for w in warnings for ln in textwrap.wrap("warning: " + w, 150)]
+    height = 3.8 + 0.18 * len(lines)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, height), gridspec_kw={"width_ratios": [3, 2]})
     if result.r is not None and result.x is not None:
         ax1.plot(result.r, result.x, lw=1.1, color="#1f3b73")
-    ax1.set(xlabel="r (Å)", ylabel="normalised G(r)", title=str(result.file or "input"))
+    title = Path(str(result.file)).name if result.file else "input"
+    ax1.set(xlabel="r (Å)", ylabel="normalised G(r)", title=title)
     preds = list(result.predictions)[::-1]
     names = [f"{p.symbol} ({p.space_group})" for p in preds]
     ax2.barh(
@@ -263,9 +275,61 @@ def plot_prediction(result: Any, path: str | os.PathLike[str]) -> Path:
     ax2.set(xlabel="probability", xlim=(0, 1), title=f"top {len(preds)}")
     for k, p in enumerate(preds):
         ax2.text(min(p.probability + 0.01, 0.85), k, f"{p.probability:.2f}", va="center")
+    systems = list(dict.fromkeys(p.crystal_system for p in preds[::-1]))
+    ax2.legend(
+        handles=[Patch(color=colors.get(c, "#000000"), label=c) for c in systems],
+        title="crystal system",
+        fontsize=7,
+        title_fontsize=7,
+        loc="lower right",
+    )
+    bottom = 0.0
+    if lines:
+        bottom = min(0.5, (0.18 * len(lines) + 0.15) / height)
+        fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, color="#8c1a1a", va="bottom")
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_series(series: Any, path: str | os.PathLike[str], title: str | None = None) -> Path:
+    """Each candidate's probability against the series coordinate (file order or a header
+    value), one line per candidate coloured by crystal system (dashes tell apart groups of
+    one system).  ``series`` is a :class:`pdfsg.series.Series`; the folder of ``path`` must
+    exist."""
+    plt = _plt()
+    colors = _colors()
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    styles = ["-", "--", ":", "-."]
+    used: dict[str, int] = {}
+    for k, (number, symbol) in enumerate(zip(series.candidates, series.symbols, strict=True)):
+        system = _system(number)
+        n = used.get(system, 0)
+        used[system] = n + 1
+        ax.plot(
+            series.x,
+            series.probabilities[:, k],
+            styles[n % len(styles)],
+            marker="o",
+            ms=3,
+            color=colors.get(system, "#000000"),
+            label=f"{symbol} ({number}), {system}",
+        )
+    ax.set(
+        xlabel="file (series order)" if series.x_label == "index" else series.x_label,
+        ylabel="probability",
+        ylim=(0, 1),
+        title=title or f"space-group probabilities along the series ({len(series.files)} files)",
+    )
+    if series.x_label == "index":
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out

@@ -21,7 +21,10 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("dataset", metavar="DATASET.h5", help="dataset file")
     p.add_argument(
-        "--model", default="default", help="model folder or shipped name (default: shipped)"
+        "--model",
+        default="default",
+        help="model folder or shipped name: default (= shipped), pdfsg-v2, pdfsg-v2-r30... "
+        "(default: the shipped family)",
     )
     p.add_argument("--split", choices=("test", "train", "all"), default="test")
     p.add_argument("--json", metavar="FILE", help="write all metrics as JSON (fractions)")
@@ -58,18 +61,26 @@ def _model_dir(name: str, params) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from pdfsg.artifact import load_history, load_model
+    from pdfsg.cli.common import check_output_path
     from pdfsg.datasets import read_dataset
     from pdfsg.evaluate import evaluate
 
+    if args.json:
+        check_output_path(args.json, "--json")
+    if args.report:
+        check_output_path(args.report, "--report", folder=True)
     ds = read_dataset(args.dataset)
     folder = _model_dir(args.model, ds.params)
     model = load_model(folder, device=args.device)
     ev = evaluate(model, ds, args.split, allow_physics_mismatch=args.allow_params_mismatch)
     doc = ev.to_json()
+    for note in ev.warnings:
+        print(f"pdfsg evaluate: warning: {note}", file=sys.stderr)
     if args.json:
         out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     if args.report:
         from pdfsg.report import write_report
