@@ -30,7 +30,14 @@ from pdfsg.params import PdfParams
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-__all__ = ["KINDS", "NET_KINDS", "Classifier", "LogRegClassifier", "NetClassifier"]
+__all__ = [
+    "KINDS",
+    "NET_KINDS",
+    "Classifier",
+    "LogRegClassifier",
+    "NetClassifier",
+    "limit_threads",
+]
 
 NET_KINDS = ("cnn-paper", "pdfsg-net")
 KINDS = ("logreg", *NET_KINDS)
@@ -49,6 +56,36 @@ class Classifier(Protocol):
     def variable_length(self) -> bool: ...
 
     def predict_proba(self, X: np.ndarray, start: int = 0) -> np.ndarray: ...
+
+
+#: the thread count set by :func:`limit_threads` (None: the libraries' defaults)
+_THREADS: int | None = None
+
+
+def limit_threads(n: int) -> None:
+    """Run inference on ``n`` CPU threads: NumPy's BLAS (and any OpenMP pool) through
+    threadpoolctl when it is installed, else the ``OMP/OPENBLAS/MKL_NUM_THREADS`` variables
+    (effective only for libraries not loaded yet), and torch's intra-op threads when torch
+    is used.  The CLI calls it with ``--threads`` (default 1: small matrix products gain
+    nothing from a second thread, and a busy second core stalls them)."""
+    global _THREADS
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"thread count must be >= 1, got {n}")
+    _THREADS = n
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import os
+
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(n)
+    else:
+        threadpool_limits(limits=n)
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
 
 
 def _check_input(X: np.ndarray, npoints: int, start: int, variable: bool, what: str):
@@ -301,6 +338,9 @@ class NetClassifier:
 
     def _predict_torch(self, X: np.ndarray, start: int, comp: np.ndarray | None) -> np.ndarray:
         import torch
+
+        if _THREADS is not None and torch.get_num_threads() != _THREADS:
+            torch.set_num_threads(_THREADS)
 
         out = np.zeros((X.shape[0], len(self.labels)), dtype=np.float64)
         with torch.no_grad():
