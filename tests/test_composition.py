@@ -515,3 +515,54 @@ def test_cli_shows_the_composition_in_table_json_and_csv(
     table = capsys.readouterr().out
     assert "   composition: CdSe (from the header)\n" in table
     assert "   note: ranked from G(r) alone (random-logreg does not use composition; " in table
+
+
+def test_a_real_composition_branch_network_is_fed_through_the_predictor(curve):
+    """An (untrained) pdfsg-net with the composition branch, as the lead's models are built:
+    the Predictor's ranking is the network's own output for encode(fractions), and a
+    different composition gives different numbers."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from pdfsg.composition_vector import COMPOSITION_DIM, encode
+    from pdfsg.models import NetClassifier
+    from pdfsg.models.cnn import PdfsgNetConfig, build_network
+    from pdfsg.params import PdfParams
+    from pdfsg.predict import Predictor
+    from pdfsg.preprocess import prepare_input
+
+    labels = (2, 14, 62, 136, 194, 225)
+    cfg = PdfsgNetConfig(
+        n_classes=len(labels),
+        stem_channels=8,
+        stages=((8, 2, 1), (8, 2, 1)),
+        composition_dim=COMPOSITION_DIM,
+        composition_hidden=8,
+    )
+    torch.manual_seed(0)
+    net = build_network("pdfsg-net", cfg).eval()
+    params = PdfParams()
+    clf = NetClassifier("pdfsg-net", labels, params, cfg.to_dict(), [net], manifest={"name": "n"})
+    assert clf.uses_composition
+    p = Predictor([clf])
+    every = len(labels)
+
+    prepared = prepare_input(*curve, params, qmax_data=None, source="x")
+    x, start = prepared.x[None, :], prepared.start_index
+
+    def ranked(res):
+        return {g.space_group: g.probability for g in res.predictions}
+
+    nacl = p.predict(*curve, composition="NaCl", top=every)
+    expected = clf.predict_proba(x, start=start, comp=encode({"Na": 0.5, "Cl": 0.5})[None, :])[0]
+    assert ranked(nacl) == pytest.approx(dict(zip(labels, expected.tolist(), strict=True)))
+    assert nacl.data_settings["composition_used"] is True
+
+    unknown = p.predict(*curve, top=every)
+    expected = clf.predict_proba(x, start=start, comp=None)[0]
+    assert ranked(unknown) == pytest.approx(dict(zip(labels, expected.tolist(), strict=True)))
+
+    ni = p.predict(*curve, composition="Ni", top=every)
+    diff = max(abs(ranked(ni)[sg] - ranked(nacl)[sg]) for sg in labels)
+    assert diff > 1e-4
+    assert np.isclose(sum(ranked(ni).values()), 1.0)
