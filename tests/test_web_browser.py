@@ -122,13 +122,18 @@ def test_upload_page_ranks_files_and_renders_names_as_text(playwright_api, serve
                     document.getElementById("drop").dispatchEvent(
                         new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
                 }""",
-                [example.read_text(), HOSTILE],
+                ["# composition = Ti O2\n" + example.read_text(), HOSTILE],
             )
             expect(page.locator("#status")).to_contain_text("1 of 2 ranked, 1 failed")
             expect(page.locator("article.card")).to_have_count(2)
 
             good, bad = page.locator("article.card").all()
             assert good.locator("h2").text_content() == "TiO2-rutile.gr"
+            # the composition field is filled from the file header
+            assert good.locator("form.composition input").input_value() == "TiO2"
+            assert good.locator(".origin").text_content() == (
+                "from the file header, not used by the model"
+            )
             rows = good.locator("table.ranking tbody tr")
             assert rows.count() == 5
             numbers = [int(rows.nth(i).locator("td").nth(2).text_content()) for i in range(5)]

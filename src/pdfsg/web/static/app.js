@@ -160,7 +160,7 @@
     const typed = state.compositions[index];
     const input = label.appendChild(el("input", {
       type: "text", name: "composition", spellcheck: "false", autocomplete: "off",
-      placeholder: "unknown, e.g. La0.72Ca0.28MnO3", "aria-label": `composition of ${res.file}`,
+      placeholder: "e.g. La0.72Ca0.28MnO3", "aria-label": `composition of ${res.file}`,
     }));
     input.value = typed !== undefined ? typed : (settings.composition || "");
     const origin = settings.composition_from || (typed ? "option" : "none");
