@@ -44,6 +44,8 @@ FORMS = {
     "CoO": {"Co": 1, "O": 1},
     "CO": {"C": 1, "O": 1},
     "FeFe2O4": {"Fe": 3, "O": 4},
+    "D2O": {"H": 2, "O": 1},
+    "C6D6": {"C": 6, "H": 6},
 }
 
 
@@ -112,6 +114,7 @@ BAD = {
     "NaCl·": "no element",
     "Ni$": "unexpected '$'",
     "Au144(PET)60": "unknown element 'E'",
+    "Dx2": "unknown element 'Dx'",
 }
 
 
@@ -319,6 +322,9 @@ class _CompositionAware:
     uses_composition = True
 
     def __init__(self, inner, favourite: int) -> None:
+        from pdfsg.composition_vector import COMPOSITION_DIM
+
+        self.composition_dim = COMPOSITION_DIM
         self.inner = inner
         self.favourite = list(inner.labels).index(favourite)
         self.seen: list = []

@@ -9,7 +9,8 @@ the command line::
 Element symbols are case-sensitive (``Co`` is cobalt, ``CO`` carbon and oxygen); an amount
 follows its symbol or closing bracket, with or without a space; spaces between symbols are
 optional; ``·`` or ``*`` joins the parts of a hydrate or adduct, each with an optional
-leading multiplier.  The result keeps the amounts **as written** (``"Ti O2"`` ->
+leading multiplier (``.`` does not: ``CuSO4.5H2O`` would be ambiguous); ``D`` and ``T`` are
+read as hydrogen.  The result keeps the amounts **as written** (``"Ti O2"`` ->
 ``{"Ti": 1.0, "O": 2.0}``), in the order the elements first appear; :func:`fractions`
 normalises them to atom fractions that sum to 1 and :func:`format_composition` writes the
 compact formula back (``"TiO2"``).
@@ -52,6 +53,8 @@ ELEMENTS: tuple[str, ...] = tuple(
 )
 _SYMBOLS = frozenset(ELEMENTS)
 _BY_LOWER = {s.lower(): s for s in ELEMENTS}
+#: hydrogen isotopes (deuterated samples of neutron work) are read as hydrogen, as pymatgen does
+_ISOTOPES = {"D": "H", "T": "H"}
 
 #: longest formula accepted (characters): a header line, not a document
 _MAX_LENGTH = 500
@@ -148,7 +151,9 @@ class _Reader:
                 why += f" (symbols are capitalised: {hint})"
             raise self.fail(why)
         sym = m.group()
-        if sym not in _SYMBOLS:
+        if sym not in _SYMBOLS and sym[0] in _ISOTOPES and not sym[1:].isalpha():
+            sym = _ISOTOPES[sym[0]]
+        elif sym not in _SYMBOLS:
             raise self.fail(f"unknown element {sym!r}")
         self.pos = m.end()
         return sym
@@ -322,7 +327,7 @@ def _table(
         if len(fields) <= max(k_sym, k_amt):
             break
         raw = fields[k_sym]
-        symbol = _BY_LOWER.get(raw.lower())
+        symbol = _BY_LOWER.get(raw.lower()) or _ISOTOPES.get(raw.upper())
         if symbol is None:
             raise CompositionError(f"{where}: unknown element {raw!r}")
         try:
