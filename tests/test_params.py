@@ -27,8 +27,12 @@ def test_bad_settings_are_typed_and_name_the_field(changes, field):
     assert str(info.value).startswith(f"PdfParams.{field} ") and "\n" not in str(info.value)
 
 
-def test_the_point_cap_allows_fine_measured_grids():
-    fine = PdfParams(rmin=0.01, rmax=29.99, rstep=0.001)
-    assert fine.npoints == 29_981 <= MAX_NPOINTS
-    with pytest.raises(ParamsError, match=r"gives 3\.6e\+04 r points .* more than 30,000"):
-        PdfParams(rmin=0.0, rmax=36.0, rstep=0.001)
+def test_the_caps_allow_fine_measured_grids_and_refuse_what_would_not_fit():
+    assert PdfParams(rmin=0.01, rmax=29.99, rstep=0.003).npoints == 9_994 <= MAX_NPOINTS
+    assert PdfParams(rmin=0.01, rmax=75.0, rstep=0.01).npoints == 7_500
+    with pytest.raises(ParamsError, match=r"gives 1\.1e\+04 r points .* more than 10,000"):
+        PdfParams(rmin=0.0, rmax=22.0, rstep=0.002)
+    with pytest.raises(ParamsError) as info:  # 9,851 points to 100 Å
+        PdfParams(rmin=1.5, rmax=100.0, rstep=0.01)
+    assert info.value.field == "rstep"
+    assert "9,851 r points up to rmax 100 Å, which would need about 7.4 GB" in str(info.value)

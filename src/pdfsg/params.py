@@ -19,10 +19,14 @@ from pdfsg.errors import ParamsError
 
 RADIATIONS = ("xray", "neutron")
 PAPER_QMAX = 23.0
-#: most r points a PdfParams may have: 30,000 (0.001 Å steps over 30 Å, 0.01 Å over 300 Å).
-#: The fast engine's operator holds npoints × rmax/0.01 numbers, so memory grows with both;
-#: ``rstep = 1e-7`` alone would ask for terabytes
-MAX_NPOINTS = 30_000
+#: most r points a PdfParams may have: 10,000 (0.003 Å steps over 30 Å; ``rstep = 1e-7``
+#: alone would ask for terabytes)
+MAX_NPOINTS = 10_000
+#: largest npoints × rmax [Å].  The fast engine's operator holds npoints × rmax/0.01 numbers:
+#: measured (``pdfsg simulate Ni.cif``, peak RSS) 0.79 GB at 2,850 points to 30 Å, 1.46 GB at
+#: 5,700 to 30 Å, 2.6 GB at 5,851 to 60 Å: about 7.5 kB per point and Å, so this cap keeps a
+#: simulation under about 4.5 GB (0.01 Å steps to 75 Å, 0.1 Å to 245 Å)
+MAX_POINTS_TIMES_RMAX = 600_000.0
 #: largest rmax [Å]: the pair enumeration grows with rmax³; nanoparticle PDFs rarely go past
 #: a few hundred Å
 MAX_RMAX = 500.0
@@ -94,12 +98,19 @@ class PdfParams:
             raise bad("uiso", "and qbroad cannot both be 0 (peaks of zero width)")
         if self.radiation not in RADIATIONS:
             raise bad("radiation", f"must be one of {RADIATIONS}, got {self.radiation!r}")
-        n = (self.rmax - self.rmin) / self.rstep
-        if n + 1 > MAX_NPOINTS:
+        n = (self.rmax - self.rmin) / self.rstep + 1
+        if n > MAX_NPOINTS:
             raise bad(
                 "rstep",
-                f"= {self.rstep:g} Å gives {n + 1:.3g} r points from rmin {self.rmin:g} to rmax "
+                f"= {self.rstep:g} Å gives {n:.3g} r points from rmin {self.rmin:g} to rmax "
                 f"{self.rmax:g} Å, more than {MAX_NPOINTS:,}: use a larger rstep",
+            )
+        if n * self.rmax > MAX_POINTS_TIMES_RMAX:
+            raise bad(
+                "rstep",
+                f"= {self.rstep:g} Å gives {n:,.0f} r points up to rmax {self.rmax:g} Å, which "
+                f"would need about {7.5e3 * n * self.rmax / 1e9:.1f} GB to simulate (points × "
+                f"rmax at most {MAX_POINTS_TIMES_RMAX:,.0f} Å): use a larger rstep or smaller rmax",
             )
         if self.npoints < 2:
             raise bad("rmax", "gives fewer than 2 r points; widen rmin..rmax or lower rstep")
