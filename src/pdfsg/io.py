@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,8 @@ _FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eEdD][-+]?\d+)?"
 _KEY_START = r"(?<![A-Za-z0-9_])"
 _UNITS = r"(?:\s*(?:\([^)\n]*\)|\[[^\]\n]*\]))?"
 _SEP = r"\s*[=:]\s*"
+#: control characters other than \t \n \v \f \r (binary data)
+_RE_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
 _RE_START_DATA = re.compile(r"^\s*#+\s*start\s+data\b", re.IGNORECASE)
 _RE_SPLIT = re.compile(r"[,;\s]+")
 _RE_FORTRAN_D = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+))[dD]([-+]?\d+)$")
@@ -199,36 +202,47 @@ def read_pdf_file(path: str | os.PathLike[str]) -> MeasuredPDF:
     text = _read_text(Path(path), name)
     lines = text.splitlines()
     start = _data_section_start(lines)
-    kinds, rows = _classify(lines, start)
-    block = _pick_block(kinds, rows, lines, start, name)
-    data_lines = [i for i in block if kinds[i] == "num"]
-    data_set = set(data_lines)
-    header = "\n".join(line for i, line in enumerate(lines) if i not in data_set)
+    fast = _plain_numeric_tail(lines, start)
+    data_lines: Sequence[int]
+    if fast is not None:  # the usual file: a header, then only rows of numbers
+        first, table = fast
+        data_lines = range(first, first + len(table))
+        header = "\n".join(lines[:first] + lines[first + len(table) :])
+        block_start = first
+        widths = [table.shape[1]] * min(len(table), 2)
+    else:
+        kinds, rows = _classify(lines, start)
+        block = _pick_block(kinds, rows, lines, start, name)
+        data_lines = [i for i in block if kinds[i] == "num"]
+        data_set = set(data_lines)
+        header = "\n".join(line for i, line in enumerate(lines) if i not in data_set)
+        block_start = block[0]
+        widths = [len(rows[i]) for i in data_lines]
 
-    names, names_from_file = _column_names(lines, start, block[0])
+    names, names_from_file = _column_names(lines, start, block_start)
     plain = Path(path)
     if plain.suffix.lower() == ".gz":
         plain = plain.with_suffix("")
     _reject_q_space(plain, names, name)
-    widths = [len(rows[i]) for i in data_lines]
     _check_width(widths, data_lines, name)
     ncol = min(widths)
     cols, g_named = _assign_columns(names, ncol)
 
-    data = [rows[i] for i in data_lines]
-    r = np.array([row[cols["r"]] for row in data], dtype=np.float64)
-    g = np.array([row[cols["g"]] for row in data], dtype=np.float64)
+    if fast is None:
+        table = np.array([rows[i][:ncol] for i in data_lines], dtype=np.float64)
+    r = np.ascontiguousarray(table[:, cols["r"]])
+    g = np.ascontiguousarray(table[:, cols["g"]])
     _check_finite(r, data_lines, name, "r")
     _check_finite(g, data_lines, name, "G")
     _check_r(r, data_lines, name)
     if not g_named:
-        _check_g_column(data, cols["g"], ncol, r, name)
+        _check_g_column(table, cols["g"], ncol, r, name)
     if np.ptp(g) == 0:
         raise PdfFileError(f"{name}: G is constant ({g[0]:g}) in all {g.size} rows")
 
     dg = None
     if "dg" in cols and cols["dg"] < ncol:
-        dg_col = np.array([row[cols["dg"]] for row in data], dtype=np.float64)
+        dg_col = np.ascontiguousarray(table[:, cols["dg"]])
         if np.isfinite(dg_col).all() and (dg_col > 0).all():
             dg = dg_col
 
@@ -284,7 +298,7 @@ def _read_text(path: Path, name: str) -> str:
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
     sample = text[:65536]
-    control = sum(1 for c in sample if ord(c) < 32 and c not in "\t\n\r\f\v")
+    control = len(_RE_CONTROL.findall(sample))
     if control > 0.01 * len(sample):
         raise PdfFileError(f"{name}: not a text file (binary data)")
     return text
@@ -329,6 +343,56 @@ def read_header_value(path: str | os.PathLike[str], key: str) -> float | None:
                 if value is not None and math.isfinite(value):
                     return value
     return None
+
+
+#: bytes a plain numeric data block may hold: digits, signs, point, exponent, blanks
+_PLAIN_NUMERIC = np.zeros(256, dtype=bool)
+_PLAIN_NUMERIC[np.frombuffer(b"0123456789+-.eE \t\n", dtype=np.uint8)] = True
+
+
+def _plain_numeric_tail(lines: list[str], start: int) -> tuple[int, np.ndarray] | None:
+    """The fast path of :func:`read_pdf_file`: when, from the first numeric line after
+    ``start`` to the end (trailing blank lines aside), every line holds the same number (>= 2)
+    of plain numbers and nothing else, the index of that line and the values (n, ncol),
+    parsed in one pass (no per-line Python work; a few bytes per value of memory).  None for
+    anything else (comments or text among the rows, other separators, ragged rows, Fortran
+    exponents, nan...), which the general reader handles."""
+    import warnings
+
+    first = next((i for i in range(start, min(len(lines), start + 5000))
+                  if _classify([lines[i]], 0)[0][0] == "num"), None)  # fmt: skip
+    if first is None:
+        return None
+    last = len(lines)
+    while last > first and not lines[last - 1].strip():
+        last -= 1
+    n = last - first
+    if n < 2:
+        return None
+    try:
+        raw = "\n".join(lines[first:last]).encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    b = np.frombuffer(raw, dtype=np.uint8)
+    if not _PLAIN_NUMERIC[b].all():
+        return None
+    blank = (b == 32) | (b == 9) | (b == 10)
+    starts = ~blank
+    starts[1:] &= blank[:-1]  # first byte of each number
+    line_of = np.cumsum(b == 10)  # line index (0-based, within the block) of each byte
+    per_line = np.bincount(line_of[starts], minlength=n)
+    ncol = int(per_line[0])
+    if ncol < 2 or per_line.size != n or (per_line != ncol).any():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        try:
+            values = np.fromstring(raw, dtype=np.float64, sep=" ")
+        except (ValueError, DeprecationWarning):  # a token that is not a number
+            return None
+    if values.size != n * ncol:
+        return None
+    return first, values.reshape(n, ncol)
 
 
 def _data_section_start(lines: list[str]) -> int:
@@ -510,7 +574,7 @@ def _reject_q_space(path: Path, names: list[str], name: str) -> None:
         raise PdfFileError(f"{name}: a {path.suffix} file holds reciprocal-space data, not G(r)")
 
 
-def _check_width(widths: list[int], data_lines: list[int], name: str) -> None:
+def _check_width(widths: list[int], data_lines: Sequence[int], name: str) -> None:
     if len(widths) < 2:
         raise PdfFileError(f"{name}: only {len(widths)} data row; need a curve")
     if max(widths) < 2:
@@ -520,14 +584,14 @@ def _check_width(widths: list[int], data_lines: list[int], name: str) -> None:
         raise PdfFileError(f"{name}: line {data_lines[i] + 1} has 1 value; need r and G")
 
 
-def _check_finite(values: np.ndarray, data_lines: list[int], name: str, what: str) -> None:
+def _check_finite(values: np.ndarray, data_lines: Sequence[int], name: str, what: str) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise PdfFileError(f"{name}: {what} is {values[i]} at line {data_lines[i] + 1}")
 
 
-def _check_r(r: np.ndarray, data_lines: list[int], name: str) -> None:
+def _check_r(r: np.ndarray, data_lines: Sequence[int], name: str) -> None:
     if (r < 0).any():
         i = int(np.flatnonzero(r < 0)[0])
         raise PdfFileError(f"{name}: r is negative ({r[i]:g}) at line {data_lines[i] + 1}")
@@ -547,16 +611,14 @@ def _sign_changes(v: np.ndarray) -> bool:
     return bool(scale > 0 and v.min() < -1e-9 * scale and v.max() > 1e-9 * scale)
 
 
-def _check_g_column(
-    data: list[list[float]], g_col: int, ncol: int, r: np.ndarray, name: str
-) -> None:
+def _check_g_column(table: np.ndarray, g_col: int, ncol: int, r: np.ndarray, name: str) -> None:
     """Without column names, refuse a second column that cannot be G(r).
 
     A reduced PDF changes sign (it runs along -4πρ0 r below the first peak and oscillates
     about zero above it); an uncertainty column never does, a dr column is constant or
     monotonic, g(r) and R(r) are never negative.
     """
-    cols = np.array([row[:ncol] for row in data], dtype=np.float64)
+    cols = table[:, :ncol]
     g = cols[:, g_col]
     if _sign_changes(g):
         return
@@ -622,7 +684,7 @@ def _parse_radiation(header: str) -> str | None:
     return None
 
 
-def _source_format(header: str, lines: list[str], data_lines: list[int]) -> str:
+def _source_format(header: str, lines: list[str], data_lines: Sequence[int]) -> str:
     h = header.lower()
     if "get_xpdf" in h or "pdfgetx2" in h:
         return "pdfgetx2"

@@ -32,6 +32,7 @@ Normalisation (:func:`normalize_minmax`)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -187,6 +188,17 @@ def _sinc_pi(q: float, u: np.ndarray) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=4)
+def _filter_matrix(x_bytes: bytes, ru_bytes: bytes, qc: float) -> np.ndarray:
+    """The filter kernel K(x_i, ru_j) at ``qc`` (read-only).  Cached: the files of a series
+    share their r grid, so the matrix (at most ``_BLOCK_ENTRIES`` entries) is built once."""
+    x = np.frombuffer(x_bytes)[:, None]
+    ru = np.frombuffer(ru_bytes)[None, :]
+    kernel = _sinc_pi(qc, x - ru) - _sinc_pi(qc, x + ru)
+    kernel.flags.writeable = False
+    return kernel
+
+
 def _uniform_from_zero(r: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """The curve on a uniform grid k*h, k = 0..n-1 (G(0) = 0), and h [Å].
 
@@ -308,9 +320,12 @@ def resample_to_grid(
     ru, gu, h = _uniform_from_zero(r, g)
     qc = min(qmax_target, band, math.pi / h)
     ru, gu = _pad_end(ru, gu, h, EDGE_PAD)
-    acc = np.zeros(x.size)
     nx = max(1, min(x.size, _BLOCK_ENTRIES // 256))
     nr = max(256, _BLOCK_ENTRIES // nx)
+    if x.size <= nx and ru.size <= nr:  # one block: the same product, its matrix cached
+        result[inside] = h * (_filter_matrix(x.tobytes(), ru.tobytes(), qc) @ gu)
+        return result.reshape(r_out.shape)
+    acc = np.zeros(x.size)
     for i in range(0, x.size, nx):
         xb = x[i : i + nx, None]
         for j in range(0, ru.size, nr):
