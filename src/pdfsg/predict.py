@@ -19,7 +19,7 @@ rests on G(r) alone.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from pdfsg.errors import CompositionError, ModelError, PdfFileError
+from pdfsg.errors import CompositionError, ModelError, PdfFileError, PdfsgError
 from pdfsg.params import PdfParams
 
 DEFAULT_MODEL = "default"
@@ -61,6 +61,9 @@ class PredictionResult:
     notes: list[str] = field(default_factory=list)
     r: np.ndarray | None = field(default=None, repr=False)
     x: np.ndarray | None = field(default=None, repr=False)
+    #: every class's probability, in the order of ``labels`` (not in ``to_dict``)
+    probabilities: np.ndarray | None = field(default=None, repr=False)
+    labels: tuple[int, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,9 +89,39 @@ def example_files() -> list[Path]:
     return sorted(folder.glob("*.gr"))
 
 
+#: other names of the shipped family ``default``
+SHIPPED_ALIASES = ("shipped",)
+
+
+def shipped_model_names() -> dict[str, list[str]]:
+    """Every name that :func:`resolve_model_paths` takes for a shipped model: family files
+    (``default``), their aliases (``shipped``), the family's own name (``pdfsg-v2``: the
+    members' common name without the ``-r30`` / ``-r20`` range suffix) and each member."""
+    import re
+
+    root = pretrained_root()
+    out: dict[str, list[str]] = {}
+    for family in sorted(root.glob("*.json")):
+        try:
+            members = [str(n) for n in json.loads(family.read_text())["models"]]
+        except (ValueError, KeyError, TypeError):
+            continue
+        out[family.stem] = members
+        if family.stem == DEFAULT_MODEL:
+            out.update({alias: members for alias in SHIPPED_ALIASES})
+        stems = {re.sub(r"-r\d+$", "", n) for n in members}
+        if len(stems) == 1 and stems != set(members):
+            out.setdefault(stems.pop(), members)
+    for folder in sorted(root.iterdir()):
+        if (folder / "manifest.json").is_file():
+            out.setdefault(folder.name, [folder.name])
+    return out
+
+
 def resolve_model_paths(name_or_path: str | Path = DEFAULT_MODEL) -> list[Path]:
-    """Model folders of a family name (``pretrained/<name>.json`` lists them), a shipped
-    model name, or a folder path (a model folder, or a folder of model folders)."""
+    """Model folders of a family name (``pretrained/<name>.json`` lists them, also by
+    :func:`shipped_model_names`' aliases), a shipped model name, or a folder path (a model
+    folder, or a folder of model folders)."""
     path = Path(name_or_path)
     if path.is_dir():
         if (path / "manifest.json").is_file():
@@ -107,8 +140,12 @@ def resolve_model_paths(name_or_path: str | Path = DEFAULT_MODEL) -> list[Path]:
         return [root / n for n in names]
     if (root / str(name_or_path) / "manifest.json").is_file():
         return [root / str(name_or_path)]
+    shipped = shipped_model_names()
+    if str(name_or_path) in shipped:
+        return [root / n for n in shipped[str(name_or_path)]]
     raise ModelError(
-        f"model {name_or_path!r} not found (no such folder, and not a shipped model in {root})"
+        f"model {name_or_path!r} not found: not a folder, and not a shipped model "
+        f"(shipped: {', '.join(shipped)})"
     )
 
 
@@ -160,6 +197,31 @@ def coherence_length_warning(r: np.ndarray, g: np.ndarray, source: str) -> str |
     return None
 
 
+def check_options(
+    *,
+    qmax: float | None = None,
+    qdamp: float | None = None,
+    top: int | None = None,
+    min_top: int = 0,
+) -> None:
+    """Refuse out-of-range prediction options: ``qmax`` [1/Å] must be > 0, ``qdamp`` [1/Å]
+    >= 0 (both finite), ``top`` >= ``min_top`` (the API's ``top = 0`` means every group; the
+    CLI asks for ``min_top = 1``).  Raises :class:`~pdfsg.errors.ParamsError` whose ``field``
+    names the option."""
+    import math
+
+    from pdfsg.errors import ParamsError
+
+    if qmax is not None and not (math.isfinite(qmax) and qmax > 0):
+        raise ParamsError(f"qmax must be > 0 [1/Å], got {qmax:g}", field="qmax")
+    if qdamp is not None and not (math.isfinite(qdamp) and qdamp >= 0):
+        raise ParamsError(f"qdamp must be >= 0 [1/Å], got {qdamp:g}", field="qdamp")
+    if top is not None and top < min_top:
+        raise ParamsError(
+            f"top must be >= {min_top} (how many space groups to list), got {top}", field="top"
+        )
+
+
 def composition_input(
     model: Any, composition: dict[str, float] | None, origin: str, source: str
 ) -> tuple[np.ndarray | None, dict[str, Any], str]:
@@ -194,6 +256,52 @@ def composition_input(
     except ValueError as exc:
         raise CompositionError(f"{source}: composition {formula}: {exc}") from exc
     return comp, settings, f"ranked from G(r) and the composition {formula} (from the {origin})"
+
+
+@dataclass(frozen=True)
+class PredictionError:
+    """An input of :meth:`Predictor.predict_many` that could not be answered."""
+
+    file: str | None
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "error": self.error}
+
+
+@dataclass
+class _Pending:
+    """A curve prepared for its model, waiting for the network's probabilities."""
+
+    model: Any
+    prepared: Any  # pdfsg.preprocess.PreparedInput
+    warnings: list[str]
+    comp: np.ndarray | None
+    comp_settings: dict[str, Any]
+    comp_note: Any
+    source: str | None
+    name: str
+
+
+@dataclass
+class _FileInput:
+    """A file read for :meth:`Predictor.predict_file`, with the settings used."""
+
+    path: str | Path
+    data: Any  # pdfsg.io.MeasuredPDF
+    settings: dict[str, Any]
+    composition: Any
+
+    def curve_options(self, top: int) -> dict[str, Any]:
+        """The keyword arguments of :meth:`Predictor.predict` for this file's curve."""
+        given = self.composition is not None
+        return {
+            "qmax": self.settings.get("qmax"),
+            "source": str(self.path),
+            "top": top,
+            "composition": self.composition if given else self.data.composition,
+            "composition_from": "option" if given else "header",
+        }
 
 
 class Predictor:
@@ -264,12 +372,38 @@ class Predictor:
             :class:`~pdfsg.errors.CompositionError` naming ``source``.
         composition_from : where the composition came from, for ``data_settings``
             (``"option"`` or ``"header"``)
-        top : how many space groups to return (all when <= 0)
+        top : how many space groups to return (0: all of them)
+
+        Raises
+        ------
+        ParamsError
+            ``qmax`` <= 0 or ``top`` < 0 (:func:`check_options`).
+        PdfFileError
+            The curve cannot be classified (too short, too coarse, not increasing...).
         """
+        pending = self._prepare_curve(
+            r, g, qmax=qmax, source=source, top=top, composition=composition,
+            composition_from=composition_from,
+        )  # fmt: skip
+        return self._finish_curve(pending, self._run([pending])[0], top)
+
+    def _prepare_curve(
+        self,
+        r: np.ndarray,
+        g: np.ndarray,
+        *,
+        qmax: float | None,
+        source: str | None,
+        top: int,
+        composition: str | Mapping[str, float] | None,
+        composition_from: str,
+    ) -> _Pending:
+        """Everything :meth:`predict` does before the network: checks, model choice,
+        preprocessing, composition vector."""
         from pdfsg.composition import as_composition
         from pdfsg.preprocess import prepare_input
-        from pdfsg.spacegroups import get
 
+        check_options(qmax=qmax, top=top)
         name = source or "data"
         amounts = None
         if composition is not None:
@@ -294,11 +428,45 @@ class Predictor:
                     f"for r up to {model.params.rmax:g} Å"
                 )
         comp, comp_settings, comp_note = composition_input(model, amounts, composition_from, name)
-        if getattr(model, "uses_composition", False):
-            x = prepared.x[None, :]
-            proba = model.predict_proba(x, start=prepared.start_index, comp=comp)[0]
-        else:
-            proba = model.predict_proba(prepared.x[None, :], start=prepared.start_index)[0]
+        return _Pending(model, prepared, warnings, comp, comp_settings, comp_note, source, name)
+
+    def _run(self, pending: list[_Pending], batch_size: int = 256) -> list[np.ndarray]:
+        """Class probabilities of prepared curves, in order: curves with the same model and
+        the same grid points go through the network together, ``batch_size`` at a time."""
+        groups: dict[tuple[int, int, int], list[int]] = {}
+        for i, p in enumerate(pending):
+            key = (id(p.model), p.prepared.start_index, p.prepared.n_covered)
+            groups.setdefault(key, []).append(i)
+        out: list[np.ndarray] = [np.empty(0)] * len(pending)
+        for rows in groups.values():
+            model = pending[rows[0]].model
+            start = pending[rows[0]].prepared.start_index
+            uses_comp = getattr(model, "uses_composition", False)
+            for j in range(0, len(rows), batch_size):
+                chunk = rows[j : j + batch_size]
+                x = np.stack([pending[i].prepared.x for i in chunk])
+                if uses_comp:
+                    comps = [pending[i].comp for i in chunk]
+                    comp = None
+                    if any(c is not None for c in comps):
+                        dim = model.composition_dim
+                        comp = np.stack(
+                            [np.zeros(dim, np.float32) if c is None else np.ravel(c) for c in comps]
+                        )
+                    proba = model.predict_proba(x, start=start, comp=comp)
+                else:
+                    proba = model.predict_proba(x, start=start)
+                for i, row in zip(chunk, proba, strict=True):
+                    out[i] = row
+        return out
+
+    def _finish_curve(self, pending: _Pending, proba: np.ndarray, top: int) -> PredictionResult:
+        """Everything :meth:`predict` does after the network: ranking, warnings, result."""
+        from pdfsg.spacegroups import get
+
+        model, prepared, warnings = pending.model, pending.prepared, list(pending.warnings)
+        name, source = pending.name, pending.source
+        comp_settings, comp_note = pending.comp_settings, pending.comp_note
         coherence = coherence_length_warning(prepared.r, prepared.g, name)
         if coherence:
             warnings.append(coherence)
@@ -326,6 +494,8 @@ class Predictor:
             notes=[comp_note],
             r=prepared.r,
             x=prepared.x,
+            probabilities=np.asarray(proba, dtype=np.float64),
+            labels=tuple(int(v) for v in model.labels),
         )
 
     def predict_file(
@@ -342,12 +512,31 @@ class Predictor:
 
         ``qmax``, ``qdamp`` and ``radiation`` override what the file's header says; the
         values used are reported in ``data_settings`` (with where they came from) and
-        checked against the range the model was trained on.
+        checked against the range the model was trained on.  Without a Qmax in the header or
+        the options the model's Qmax is assumed: ``data_settings`` says so
+        (``qmax_from = "assumed (the model's)"``) and so does a warning.
         """
-        from pdfsg.augment import AugmentConfig
+        fi = self._read_file(
+            path, qmax=qmax, qdamp=qdamp, radiation=radiation, top=top, composition=composition
+        )
+        return self._finish_file(self.predict(fi.data.r, fi.data.g, **fi.curve_options(top)), fi)
+
+    def _read_file(
+        self,
+        path: str | Path,
+        *,
+        qmax: float | None,
+        qdamp: float | None,
+        radiation: str | None,
+        top: int,
+        composition: str | Mapping[str, float] | None,
+    ) -> _FileInput:
+        """What :meth:`predict_file` does before :meth:`predict`: option checks, reading,
+        the settings used and where they came from."""
         from pdfsg.composition import as_composition
         from pdfsg.io import read_pdf_file
 
+        check_options(qmax=qmax, qdamp=qdamp, top=top)
         # composition (formula or element -> amount) replaces the header's; a header
         # composition that cannot be read is a warning (ranked from G(r) alone), a given
         # one that cannot be read a CompositionError naming the file
@@ -364,17 +553,25 @@ class Predictor:
             if value is not None:
                 settings[key] = value
                 settings[f"{key}_from"] = "option" if flag is not None else "header"
-        result = self.predict(
-            data.r,
-            data.g,
-            qmax=settings.get("qmax"),
-            source=str(path),
-            top=top,
-            composition=composition if composition is not None else data.composition,
-            composition_from="option" if composition is not None else "header",
-        )
+        return _FileInput(path, data, settings, composition)
+
+    def _finish_file(self, result: PredictionResult, fi: _FileInput) -> PredictionResult:
+        """What :meth:`predict_file` does after :meth:`predict`: the file's settings and
+        their warnings."""
+        from pdfsg.augment import AugmentConfig
+
+        data, settings, composition, path = fi.data, fi.settings, fi.composition, fi.path
         if composition is None and data.composition_warning:
             result.warnings.append(f"{data.composition_warning}; ranked without it")
+        if "qmax" not in settings:
+            # the curve is band-limited at its own sampling limit; the model's Qmax is what
+            # its termination ripples are taken to be
+            settings["qmax"] = self.params.qmax
+            settings["qmax_from"] = "assumed (the model's)"
+            result.warnings.append(
+                f"{path}: no Qmax in the header (or --qmax); assumed the model's "
+                f"{self.params.qmax:g} 1/Å"
+            )
         result.data_settings = {**settings, **result.data_settings}
         trained = AugmentConfig()  # the ranges the shipped models were trained on
         q = settings.get("qdamp")
@@ -390,6 +587,53 @@ class Predictor:
                 f"({trained.qmax[0]:g})"
             )
         return result
+
+    def predict_many(
+        self,
+        items: Iterable[str | Path | tuple[np.ndarray, np.ndarray]],
+        *,
+        qmax: float | None = None,
+        qdamp: float | None = None,
+        radiation: str | None = None,
+        top: int = 6,
+        composition: str | Mapping[str, float] | None = None,
+        batch_size: int = 256,
+    ) -> list[PredictionResult | PredictionError]:
+        """:meth:`predict_file` (paths) or :meth:`predict` (``(r, g)`` pairs) for many
+        inputs, the networks run in batches: the same answers, in the same order.
+
+        The options apply to every input.  An input that cannot be answered (unreadable
+        file, unusable curve) becomes a :class:`PredictionError` in its place; the others
+        are answered.  Invalid options (``top < 0``...) raise, as in :meth:`predict`.
+        """
+        check_options(qmax=qmax, qdamp=qdamp, top=top)
+        items = list(items)
+        done: list[PredictionResult | PredictionError | None] = [None] * len(items)
+        pending: list[_Pending] = []
+        owners: list[tuple[int, _FileInput | None]] = []
+        for k, item in enumerate(items):
+            try:
+                if isinstance(item, tuple):
+                    fi = None
+                    p = self._prepare_curve(
+                        item[0], item[1], qmax=qmax, source=None, top=top,
+                        composition=composition, composition_from="option",
+                    )  # fmt: skip
+                else:
+                    fi = self._read_file(
+                        item, qmax=qmax, qdamp=qdamp, radiation=radiation, top=top,
+                        composition=composition,
+                    )  # fmt: skip
+                    p = self._prepare_curve(fi.data.r, fi.data.g, **fi.curve_options(top))
+            except PdfsgError as exc:  # this input only; the others are answered
+                done[k] = PredictionError(None if isinstance(item, tuple) else str(item), str(exc))
+                continue
+            pending.append(p)
+            owners.append((k, fi))
+        for (k, fi), p, proba in zip(owners, pending, self._run(pending, batch_size), strict=True):
+            result = self._finish_curve(p, proba, top)
+            done[k] = result if fi is None else self._finish_file(result, fi)
+        return [d for d in done if d is not None]
 
 
 def _plain(composition: str | Mapping[str, float]) -> str | dict[str, float]:

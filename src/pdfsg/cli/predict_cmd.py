@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from pdfsg.errors import PdfsgError
+from pdfsg.errors import ParamsError, PdfsgError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="predict the example PDF shipped with pdfsg (simulated by pdfsg itself)",
     )
     p.add_argument("--model", default="default", help="model name or folder (default: shipped)")
-    p.add_argument("--top", type=int, default=6, help="how many space groups to show (6)")
+    p.add_argument(
+        "--top", type=int, default=6, help="how many space groups to show (>= 1; default 6)"
+    )
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument(
         "--qmax", type=float, default=None, help="Qmax of the data [1/Å] (overrides header)"
@@ -46,8 +48,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the sample's composition, e.g. 'La0.72Ca0.28MnO3' or 'Cd Se' (overrides the "
         "header's; used by models that take one)",
     )
-    p.add_argument("--plot", metavar="PNG", help="draw each PDF and its top-K probabilities")
+    p.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="draw each PDF and its top-K probabilities (several files: PNG-<stem>.png each; "
+        "with --series: the series plot)",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write the results here, not stdout")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="CPU threads for the network (default 1: a busy machine does not stall it)",
+    )
+    p.add_argument(
+        "--series",
+        action="store_true",
+        help="the files are a series: print the probabilities of the union of each file's "
+        "top 3 candidates in every file (table, --format csv/json, --plot PNG)",
+    )
+    p.add_argument(
+        "--series-key",
+        metavar="KEY",
+        help="order the series by this header value (e.g. temperature, from 'temperature = "
+        "300 K'), not by file order",
+    )
     p.set_defaults(func=run)
 
 
@@ -55,7 +81,9 @@ def _plot_path(plot: str, source: str, n_files: int) -> Path:
     out = Path(plot)
     if n_files == 1:
         return out
-    return out.with_name(f"{out.stem}-{Path(source).stem}{out.suffix or '.png'}")
+    name = Path(source).name
+    stem = Path(name[:-3] if name.lower().endswith(".gz") else name).stem  # x.gr.gz -> x
+    return out.with_name(f"{out.stem}-{stem}{out.suffix or '.png'}")
 
 
 def render_table(results: list[dict]) -> str:
@@ -88,6 +116,8 @@ def render_table(results: list[dict]) -> str:
 
 
 def render_csv(results: list[dict]) -> str:
+    """One row per file and rank; ``warnings`` (joined by `` | ``) repeats on each of a
+    file's rows so that a filtered row keeps them."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(
@@ -99,14 +129,16 @@ def render_csv(results: list[dict]) -> str:
             "crystal_system",
             "probability",
             "error",
+            "warnings",
             "composition",
             "composition_from",
         ]
     )
     for res in results:
         if "error" in res:
-            w.writerow([res["file"], "", "", "", "", "", res["error"], "", ""])
+            w.writerow([res["file"], "", "", "", "", "", res["error"], "", "", ""])
             continue
+        warnings = " | ".join(res["warnings"])
         settings = res.get("data_settings", {})
         composition = [settings.get("composition") or "", settings.get("composition_from", "none")]
         for k, p in enumerate(res["predictions"], 1):
@@ -119,10 +151,32 @@ def render_csv(results: list[dict]) -> str:
                     p["crystal_system"],
                     f"{p['probability']:.6f}",
                     "",
+                    warnings,
                     *composition,
                 ]
             )
     return buf.getvalue()
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Every option checked before a model is loaded or a file read."""
+    from pdfsg.cli.common import check_output_path, option_error
+    from pdfsg.predict import check_options
+
+    try:
+        check_options(qmax=args.qmax, qdamp=args.qdamp, top=args.top, min_top=1)
+    except ParamsError as exc:
+        raise option_error(exc) from None
+    if args.composition is not None:
+        from pdfsg.composition import parse_composition
+
+        parse_composition(args.composition, "--composition")  # one line naming the option
+    if args.series_key and not args.series:
+        raise PdfsgError("--series-key needs --series")
+    if args.output:
+        check_output_path(args.output, "-o")
+    if args.plot:
+        check_output_path(args.plot, "--plot")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,40 +188,82 @@ def run(args: argparse.Namespace) -> int:
         args.files = [*args.files, *map(str, example_files())]
     if not args.files:
         raise PdfsgError("no input files (give FILE... or --example)")
-    if args.composition is not None:
-        from pdfsg.composition import parse_composition
+    _check_args(args)
+    x = None
+    if args.series_key:  # a file without the key fails before any prediction
+        from pdfsg.series import series_keys
 
-        parse_composition(args.composition, "--composition")  # one line naming the option
+        x = series_keys(args.files, args.series_key)
+    from pdfsg.models import limit_threads
+    from pdfsg.predict import PredictionError
+
+    if args.threads < 1:
+        raise ParamsError(f"--threads must be >= 1, got {args.threads}")
+    limit_threads(args.threads)
     predictor = Predictor.load(args.model)  # a bad model is a user error for the whole run
     results: list[dict] = []
+    answered = []
+    plots: list[Path] = []
     failed = 0
-    for f in args.files:
-        try:
-            res = predictor.predict_file(
-                f,
-                qmax=args.qmax,
-                qdamp=args.qdamp,
-                radiation=args.radiation,
-                top=args.top,
-                composition=args.composition,
-            )
-        except PdfsgError as exc:  # one bad file does not stop the others
+    outcomes = predictor.predict_many(
+        args.files,
+        qmax=args.qmax,
+        qdamp=args.qdamp,
+        radiation=args.radiation,
+        top=args.top,
+        composition=args.composition,
+    )
+    for f, res in zip(args.files, outcomes, strict=True):
+        if isinstance(res, PredictionError):  # one bad file does not stop the others
             failed += 1
-            print(f"pdfsg predict: error: {exc}", file=sys.stderr)
-            results.append({"file": f, "error": str(exc)})
+            print(f"pdfsg predict: error: {res.error}", file=sys.stderr)
+            results.append(res.to_dict())
             continue
         results.append(res.to_dict())
-        if args.plot:
+        answered.append(res)
+        if args.plot and not args.series:
             from pdfsg.report import plot_prediction
 
-            plot_prediction(res, _plot_path(args.plot, f, len(args.files)))
+            plots.append(plot_prediction(res, _plot_path(args.plot, f, len(args.files))))
+    if plots:
+        print(f"pdfsg predict: wrote {', '.join(map(str, plots))}", file=sys.stderr)
+    if args.series:
+        return _run_series(args, answered, x, failed)
     text = {
         "table": render_table,
         "csv": render_csv,
         "json": lambda rs: json.dumps(rs, indent=2) + "\n",
     }[args.format](results)
+    _emit(args, text)
+    return 2 if failed else 0
+
+
+def _emit(args: argparse.Namespace, text: str) -> None:
     if args.output:
         Path(args.output).write_text(text)
     else:
         sys.stdout.write(text)
+
+
+def _run_series(args: argparse.Namespace, answered: list, x, failed: int) -> int:
+    """The series table / CSV / JSON of the answered files (failed files left out)."""
+    from pdfsg.series import build_series
+
+    if not answered:
+        raise PdfsgError("--series: no file could be answered")
+    if x is not None:
+        kept = {str(r.file) for r in answered}
+        x = [v for f, v in zip(args.files, x, strict=True) if f in kept]
+    series = build_series(answered, x=x, x_label=args.series_key or "index", top=3)
+    text = {
+        "table": series.to_table,
+        "csv": series.to_csv,
+        "json": lambda: json.dumps(series.to_dict(), indent=2) + "\n",
+    }[args.format]()
+    _emit(args, text)
+    if args.plot:
+        from pdfsg.report import plot_series
+
+        out = plot_series(series, args.plot)
+        print(f"pdfsg predict: wrote {out}", file=sys.stderr)
     return 2 if failed else 0
