@@ -379,8 +379,8 @@ def _plain_numeric_tail(lines: list[str], start: int) -> tuple[int, np.ndarray] 
     blank = (b == 32) | (b == 9) | (b == 10)
     starts = ~blank
     starts[1:] &= blank[:-1]  # first byte of each number
-    line_of = np.cumsum(b == 10)  # line index (0-based, within the block) of each byte
-    per_line = np.bincount(line_of[starts], minlength=n)
+    first_of_line = np.searchsorted(np.flatnonzero(starts), np.flatnonzero(b == 10))
+    per_line = np.diff(first_of_line, prepend=0, append=int(np.count_nonzero(starts)))
     ncol = int(per_line[0])
     if ncol < 2 or per_line.size != n or (per_line != ncol).any():
         return None
