@@ -54,7 +54,7 @@ _KEY_START = r"(?<![A-Za-z0-9_])"
 _UNITS = r"(?:\s*(?:\([^)\n]*\)|\[[^\]\n]*\]))?"
 _SEP = r"\s*[=:]\s*"
 #: control characters other than \t \n \v \f \r (binary data)
-_RE_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
+_CONTROL_BYTES = bytes(c for c in range(32) if chr(c) not in "\t\n\r\f\v")
 _RE_START_DATA = re.compile(r"^\s*#+\s*start\s+data\b", re.IGNORECASE)
 _RE_SPLIT = re.compile(r"[,;\s]+")
 _RE_FORTRAN_D = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+))[dD]([-+]?\d+)$")
@@ -298,7 +298,8 @@ def _read_text(path: Path, name: str) -> str:
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
     sample = text[:65536]
-    control = len(_RE_CONTROL.findall(sample))
+    encoded = sample.encode("utf-8", "surrogatepass")  # control characters are 1 byte
+    control = len(encoded) - len(encoded.translate(None, _CONTROL_BYTES))
     if control > 0.01 * len(sample):
         raise PdfFileError(f"{name}: not a text file (binary data)")
     return text
@@ -346,8 +347,7 @@ def read_header_value(path: str | os.PathLike[str], key: str) -> float | None:
 
 
 #: bytes a plain numeric data block may hold: digits, signs, point, exponent, blanks
-_PLAIN_NUMERIC = np.zeros(256, dtype=bool)
-_PLAIN_NUMERIC[np.frombuffer(b"0123456789+-.eE \t\n", dtype=np.uint8)] = True
+_PLAIN_NUMERIC = b"0123456789+-.eE \t\n"
 
 
 def _plain_numeric_tail(lines: list[str], start: int) -> tuple[int, np.ndarray] | None:
@@ -373,9 +373,9 @@ def _plain_numeric_tail(lines: list[str], start: int) -> tuple[int, np.ndarray] 
         raw = "\n".join(lines[first:last]).encode("ascii")
     except UnicodeEncodeError:
         return None
-    b = np.frombuffer(raw, dtype=np.uint8)
-    if not _PLAIN_NUMERIC[b].all():
+    if raw.translate(None, _PLAIN_NUMERIC):  # a byte that is none of those
         return None
+    b = np.frombuffer(raw, dtype=np.uint8)
     blank = (b == 32) | (b == 9) | (b == 10)
     starts = ~blank
     starts[1:] &= blank[:-1]  # first byte of each number
