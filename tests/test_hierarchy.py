@@ -42,8 +42,10 @@ def test_low_confidence_and_unsettled_system():
     s = summarise(
         LABELS, _vec({14: 0.2, 2: 0.15, 15: 0.15, 62: 0.1, 194: 0.1, 12: 0.1, 11: 0.1, 13: 0.1})
     )
-    assert s.sentence.startswith("low confidence; crystal system not settled")
+    assert s.sentence.startswith("low confidence; probably monoclinic (65%), lattice mP")
     assert len(s.prediction_set) > 4
+    s = summarise(LABELS, _vec({14: 0.3, 2: 0.3, 62: 0.2, 194: 0.2}))
+    assert s.sentence.startswith("crystal system not settled: monoclinic 30%, triclinic 30%")
 
 
 def test_prediction_sets():

@@ -131,3 +131,34 @@ def test_header_settings_are_read_and_options_override_them(predictor, tmp_path)
     assert res.data_settings["qdamp"] == 0.2 and res.data_settings["qdamp_from"] == "option"
     assert res.data_settings["radiation"] == "neutron"
     assert any("Qdamp = 0.2" in w for w in res.warnings)
+
+
+def test_answer_levels_and_prediction_set_in_every_format(predictor, tmp_path, capsys):
+    """The sentence, the lattice / Laue-class probabilities and the prediction set come with
+    every answer, and --top does not change them."""
+    path = example_files()[0]
+    full = predictor.predict_file(path, top=0)
+    one = predictor.predict_file(path, top=1)
+    assert one.uncertainty == full.uncertainty and "unsure" not in one.uncertainty
+    assert "only one candidate" not in one.uncertainty
+    assert sum(full.bravais_lattices.values()) == pytest.approx(1.0, abs=1e-4)
+    assert sum(full.laue_classes.values()) == pytest.approx(1.0, abs=1e-4)
+    lattice, p_lattice = next(iter(full.bravais_lattices.items()))
+    assert lattice == "tP" and p_lattice >= full.predictions[0].probability  # rutile
+    pset = full.prediction_set
+    assert pset["space_groups"][0] == 136 and pset["level"] == pytest.approx(0.9)
+    cum = sum(p.probability for p in full.predictions[: len(pset["space_groups"])])
+    assert cum >= 0.9 or "conformal" in pset["method"]
+    assert main(["predict", str(path), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)[0]
+    assert out["prediction_set"]["symbols"][0] == "P4_2/mnm"
+    assert next(iter(out["laue_classes"])) == "4/mmm"
+    assert main(["predict", str(path), "--format", "csv"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    header = rows[0].split(",")
+    first = rows[1].split(",")
+    assert first[header.index("in_prediction_set")] == "yes"
+    assert first[header.index("bravais_lattice")] == "tP"
+    assert main(["predict", str(path)]) == 0
+    table = capsys.readouterr().out
+    assert "90% set: P4_2/mnm" in table and "Bravais lattice: tP" in table

@@ -366,7 +366,7 @@ def calibrate(run: Path, ds, alpha: float = 0.1) -> dict:
         "modes": {},
     }
     for mode, comp in modes.items():
-        raw = model.predict_proba(X) if comp is None else model.predict_proba(X, comp=comp)
+        raw = model.predict_proba(X, comp=comp, calibrated=False)
         t = fit_temperature(raw, y)
         cal = apply_temperature(raw, t)
         record["modes"][mode] = {

@@ -17,6 +17,8 @@ import numpy as np
 
 #: a level (or a group) at or above this probability is called sure
 SURE = 0.9
+#: a level at or above this probability is called probable
+LIKELY = 0.6
 #: the second candidate is "close" when its probability is at least this share of the first
 CLOSE = 1 / 3
 #: below this top-1 probability the answer starts with "low confidence"
@@ -91,6 +93,8 @@ def _level_phrase(systems: dict[str, float], lattices: dict[str, float]) -> str:
         return f"{sys_name}, {_lattice_name(lat)} ({lat}, {_pct(p_lat)})"
     if p_sys >= SURE:
         return f"{sys_name} ({_pct(p_sys)}), lattice {lat} at {_pct(p_lat)}"
+    if p_sys >= LIKELY:
+        return f"probably {sys_name} ({_pct(p_sys)}), lattice {lat} at {_pct(p_lat)}"
     ranked = [f"{k} {_pct(v)}" for k, v in list(systems.items())[:2]]
     return "crystal system not settled: " + ", ".join(ranked)
 

@@ -64,12 +64,21 @@ class PredictionResult:
     #: every class's probability, in the order of ``labels`` (not in ``to_dict``)
     probabilities: np.ndarray | None = field(default=None, repr=False)
     labels: tuple[int, ...] = field(default=(), repr=False)
+    #: Bravais-lattice and Laue-class probabilities (sums over the groups)
+    bravais_lattices: dict[str, float] = field(default_factory=dict)
+    laue_classes: dict[str, float] = field(default_factory=dict)
+    #: the smallest set of groups holding the truth at ``level`` ("space_groups", "symbols",
+    #: "level", "method"): conformal when the model is calibrated
+    prediction_set: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
             "predictions": [asdict(p) for p in self.predictions],
             "crystal_systems": self.crystal_systems,
+            "bravais_lattices": self.bravais_lattices,
+            "laue_classes": self.laue_classes,
+            "prediction_set": dict(self.prediction_set),
             "uncertainty": self.uncertainty,
             "warnings": list(self.warnings),
             "notes": list(self.notes),
@@ -146,34 +155,6 @@ def resolve_model_paths(name_or_path: str | Path = DEFAULT_MODEL) -> list[Path]:
     raise ModelError(
         f"model {name_or_path!r} not found: not a folder, and not a shipped model "
         f"(shipped: {', '.join(shipped)})"
-    )
-
-
-def crystal_system_probabilities(labels: tuple[int, ...], proba: np.ndarray) -> dict[str, float]:
-    from pdfsg.spacegroups import CRYSTAL_SYSTEMS, get
-
-    out = dict.fromkeys(CRYSTAL_SYSTEMS, 0.0)
-    for sg, p in zip(labels, proba, strict=True):
-        out[get(sg).crystal_system] += float(p)
-    return {k: round(v, 6) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
-
-
-def describe_uncertainty(ranked: list[RankedGroup]) -> str:
-    """One sentence on what the model is least sure about: the top two candidates and how
-    they are related (group–subgroup relations explain most confusions)."""
-    from pdfsg.spacegroups import relation
-
-    if len(ranked) < 2:
-        return "only one candidate"
-    a, b = ranked[0], ranked[1]
-    if a.probability >= 0.9:
-        return f"confident: {a.symbol} ({a.space_group}) at {a.probability:.0%}"
-    rel = relation(a.space_group, b.space_group)
-    how = rel.detail if rel.kind != "unrelated" else "the two groups are not group-subgroup related"
-    level = "low confidence; " if a.probability < LOW_CONFIDENCE else ""
-    return (
-        f"{level}unsure between {a.symbol} ({a.space_group}, {a.probability:.0%}) and "
-        f"{b.symbol} ({b.space_group}, {b.probability:.0%}): {how}"
     )
 
 
@@ -477,7 +458,7 @@ class Predictor:
         for i in order:
             sg = get(int(model.labels[i]))
             ranked.append(RankedGroup(sg.number, sg.symbol, sg.crystal_system, float(proba[i])))
-        uncertainty = describe_uncertainty(ranked)
+        summary = self._summary(model, proba, pending.comp is not None)
         if ranked and ranked[0].probability < LOW_CONFIDENCE:
             warnings.append(
                 f"{name}: low confidence (top probability {ranked[0].probability:.0%}); "
@@ -486,8 +467,8 @@ class Predictor:
         return PredictionResult(
             file=source,
             predictions=ranked,
-            crystal_systems=crystal_system_probabilities(tuple(model.labels), proba),
-            uncertainty=uncertainty,
+            crystal_systems=summary.crystal_system,
+            uncertainty=summary.sentence,
             warnings=warnings,
             model=str(model.manifest.get("name", self.name)) if model.manifest else self.name,
             data_settings=comp_settings,
@@ -496,7 +477,27 @@ class Predictor:
             x=prepared.x,
             probabilities=np.asarray(proba, dtype=np.float64),
             labels=tuple(int(v) for v in model.labels),
+            bravais_lattices=summary.bravais_lattice,
+            laue_classes=summary.laue_class,
+            prediction_set={
+                "space_groups": summary.prediction_set,
+                "symbols": [get(n).symbol for n in summary.prediction_set],
+                "level": summary.set_level,
+                "method": summary.set_method,
+            },
         )
+
+    @staticmethod
+    def _summary(model: Any, proba: np.ndarray, composition_known: bool):
+        """Levels, prediction set and sentence (:func:`pdfsg.hierarchy.summarise`), with the
+        model's conformal threshold for this input mode when it is calibrated."""
+        from pdfsg.hierarchy import summarise
+
+        cal = model.calibration(composition_known) if hasattr(model, "calibration") else None
+        threshold = cal.get("conformal_threshold") if cal else None
+        manifest = getattr(model, "manifest", None) or {}
+        level = 1.0 - float((manifest.get("calibration") or {}).get("alpha", 0.1))
+        return summarise(tuple(model.labels), proba, conformal_threshold=threshold, set_level=level)
 
     def predict_file(
         self,

@@ -103,7 +103,19 @@ def render_table(results: list[dict]) -> str:
             f"{k} {v:.2f}" for k, v in list(res["crystal_systems"].items())[:3] if v > 0.005
         )
         lines.append(f"   crystal system: {systems}")
-        lines.append(f"   least sure: {res['uncertainty']}")
+        lattices = ", ".join(
+            f"{k} {v:.2f}"
+            for k, v in list(res.get("bravais_lattices", {}).items())[:3]
+            if v > 0.005
+        )
+        if lattices:
+            lines.append(f"   Bravais lattice: {lattices}")
+        pset = res.get("prediction_set") or {}
+        if pset:
+            lines.append(
+                f"   {pset['level']:.0%} set: {', '.join(pset['symbols'])} ({pset['method']})"
+            )
+        lines.append(f"   answer: {res['uncertainty']}")
         settings = res.get("data_settings", {})
         if settings.get("composition"):
             origin = settings["composition_from"]
@@ -117,7 +129,10 @@ def render_table(results: list[dict]) -> str:
 
 def render_csv(results: list[dict]) -> str:
     """One row per file and rank; ``warnings`` (joined by `` | ``) repeats on each of a
-    file's rows so that a filtered row keeps them."""
+    file's rows so that a filtered row keeps them; ``in_prediction_set`` says whether the
+    group is in the file's prediction set."""
+    from pdfsg.spacegroups import get
+
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(
@@ -132,16 +147,21 @@ def render_csv(results: list[dict]) -> str:
             "warnings",
             "composition",
             "composition_from",
+            "in_prediction_set",
+            "bravais_lattice",
+            "laue_class",
         ]
     )
     for res in results:
         if "error" in res:
-            w.writerow([res["file"], "", "", "", "", "", res["error"], "", "", ""])
+            w.writerow([res["file"], "", "", "", "", "", res["error"], "", "", "", "", "", ""])
             continue
         warnings = " | ".join(res["warnings"])
         settings = res.get("data_settings", {})
         composition = [settings.get("composition") or "", settings.get("composition_from", "none")]
+        in_set = set((res.get("prediction_set") or {}).get("space_groups", []))
         for k, p in enumerate(res["predictions"], 1):
+            sg = get(p["space_group"])
             w.writerow(
                 [
                     res["file"],
@@ -153,6 +173,9 @@ def render_csv(results: list[dict]) -> str:
                     "",
                     warnings,
                     *composition,
+                    "yes" if p["space_group"] in in_set else "no",
+                    sg.bravais_lattice,
+                    sg.laue_class,
                 ]
             )
     return buf.getvalue()

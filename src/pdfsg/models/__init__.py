@@ -307,10 +307,36 @@ class NetClassifier:
             raise ModelError(f"{self.kind} model: composition holds non-finite values")
         return comp
 
+    def calibration(self, composition_known: bool) -> dict[str, Any] | None:
+        """The manifest's calibration of one input mode (``temperature``,
+        ``conformal_threshold``, ...; see ``tools/shipped_model.py calibrate``), or None for
+        an uncalibrated model."""
+        modes = (self.manifest.get("calibration") or {}).get("modes") or {}
+        mode = "composition" if composition_known and self.uses_composition else "g_only"
+        return modes.get(mode)
+
+    def _calibrate(self, proba: np.ndarray, comp: np.ndarray | None) -> np.ndarray:
+        """Temperature scaling per row, by whether the row's composition is known."""
+        from pdfsg.calibration import apply_temperature
+
+        known = np.zeros(proba.shape[0], bool) if comp is None else comp[:, -1] > 0
+        for flag in (False, True):
+            cal = self.calibration(flag)
+            rows = known == flag
+            if cal and rows.any() and cal.get("temperature", 1.0) != 1.0:
+                proba[rows] = apply_temperature(proba[rows], float(cal["temperature"]))
+        return proba
+
     def predict_proba(
-        self, X: np.ndarray, start: int = 0, comp: np.ndarray | None = None
+        self,
+        X: np.ndarray,
+        start: int = 0,
+        comp: np.ndarray | None = None,
+        *,
+        calibrated: bool = True,
     ) -> np.ndarray:
-        """Mean softmax of the ensemble members, (n, n_classes) float64.
+        """Mean softmax of the ensemble members, (n, n_classes) float64, temperature-scaled
+        by the manifest's calibration unless ``calibrated=False``.
 
         Parameters
         ----------
@@ -323,6 +349,9 @@ class NetClassifier:
             Composition vectors for a network with a composition branch
             (:attr:`uses_composition`); None (or a row of zeros) means unknown.  Ignored by
             G(r)-only networks.
+        calibrated : bool
+            Apply the manifest's temperature (per input mode); False gives the raw
+            ensemble mean (what calibration is fitted on).
         """
         X = _check_input(X, self.npoints, start, self.variable_length, f"{self.kind} model")
         comp = self._check_comp(comp, X.shape[0])
@@ -333,8 +362,9 @@ class NetClassifier:
             for net in self._numpy_members():
                 out += softmax(net(X, start, comp))
             out /= self.n_members
-            return out
-        return self._predict_torch(X, start, comp)
+        else:
+            out = self._predict_torch(X, start, comp)
+        return self._calibrate(out, comp) if calibrated else out
 
     def _predict_torch(self, X: np.ndarray, start: int, comp: np.ndarray | None) -> np.ndarray:
         import torch
