@@ -464,6 +464,23 @@ def test_a_composition_aware_model_gets_the_encoded_composition(predictor, curve
     np.testing.assert_array_equal(aware.seen[-1], comp)
 
 
+def test_composition_false_ignores_the_header(predictor, curve, tmp_path, capsys):
+    from pdfsg.cli import main
+    from pdfsg.predict import Predictor
+
+    aware = _CompositionAware(predictor.models[0], favourite=225)
+    p = Predictor([aware], name="aware")
+    path = _write(tmp_path, "nacl.gr", curve, composition="NaCl")
+    res = p.predict_file(path, composition=False)
+    assert aware.seen[-1] is None
+    assert res.data_settings["composition_from"] == "none"
+    assert res.predictions[0].space_group != 225 or res.predictions[0].probability < 0.9
+    (res2,) = p.predict_many([path], composition=False)
+    assert res2.data_settings["composition_from"] == "none"
+    assert main(["predict", str(path), "--no-composition", "--composition", "Ni"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+
+
 def test_an_element_the_encoder_does_not_know_is_a_one_line_error(predictor, curve):
     from pdfsg.errors import CompositionError
     from pdfsg.predict import Predictor

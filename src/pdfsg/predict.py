@@ -275,13 +275,18 @@ class _FileInput:
 
     def curve_options(self, top: int) -> dict[str, Any]:
         """The keyword arguments of :meth:`Predictor.predict` for this file's curve."""
-        given = self.composition is not None
+        if self.composition is False:  # the caller said: G(r) alone, whatever the header
+            composition, origin = None, "none"
+        elif self.composition is not None:
+            composition, origin = self.composition, "option"
+        else:
+            composition, origin = self.data.composition, "header"
         return {
             "qmax": self.settings.get("qmax"),
             "source": str(self.path),
             "top": top,
-            "composition": self.composition if given else self.data.composition,
-            "composition_from": "option" if given else "header",
+            "composition": composition,
+            "composition_from": origin,
         }
 
 
@@ -507,9 +512,12 @@ class Predictor:
         qdamp: float | None = None,
         radiation: str | None = None,
         top: int = 6,
-        composition: str | Mapping[str, float] | None = None,
+        composition: str | Mapping[str, float] | bool | None = None,
     ) -> PredictionResult:
         """Read a PDF file (.gr, .cgr, .fgr, two/three-column text) and rank space groups.
+
+        ``composition`` (a formula or element -> amount) replaces the header's; None uses
+        the header's when it has one; False ranks from G(r) alone whatever the header says.
 
         ``qmax``, ``qdamp`` and ``radiation`` override what the file's header says; the
         values used are reported in ``data_settings`` (with where they came from) and
@@ -530,7 +538,7 @@ class Predictor:
         qdamp: float | None,
         radiation: str | None,
         top: int,
-        composition: str | Mapping[str, float] | None,
+        composition: str | Mapping[str, float] | bool | None,
     ) -> _FileInput:
         """What :meth:`predict_file` does before :meth:`predict`: option checks, reading,
         the settings used and where they came from."""
@@ -541,7 +549,7 @@ class Predictor:
         # composition (formula or element -> amount) replaces the header's; a header
         # composition that cannot be read is a warning (ranked from G(r) alone), a given
         # one that cannot be read a CompositionError naming the file
-        if composition is not None:
+        if composition is not None and composition is not False:
             composition = as_composition(_plain(composition), f"{path}: composition")
         data = read_pdf_file(path)
         settings: dict[str, Any] = {}
@@ -597,7 +605,7 @@ class Predictor:
         qdamp: float | None = None,
         radiation: str | None = None,
         top: int = 6,
-        composition: str | Mapping[str, float] | None = None,
+        composition: str | Mapping[str, float] | bool | None = None,
         batch_size: int = 256,
     ) -> list[PredictionResult | PredictionError]:
         """:meth:`predict_file` (paths) or :meth:`predict` (``(r, g)`` pairs) for many
@@ -618,7 +626,7 @@ class Predictor:
                     fi = None
                     p = self._prepare_curve(
                         item[0], item[1], qmax=qmax, source=None, top=top,
-                        composition=composition, composition_from="option",
+                        composition=composition or None, composition_from="option",
                     )  # fmt: skip
                 else:
                     fi = self._read_file(

@@ -49,6 +49,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "header's; used by models that take one)",
     )
     p.add_argument(
+        "--no-composition",
+        action="store_true",
+        help="rank from G(r) alone, ignoring any composition in the file headers",
+    )
+    p.add_argument(
         "--plot",
         metavar="PNG",
         help="draw each PDF and its top-K probabilities (several files: PNG-<stem>.png each; "
@@ -190,6 +195,8 @@ def _check_args(args: argparse.Namespace) -> None:
         check_options(qmax=args.qmax, qdamp=args.qdamp, top=args.top, min_top=1)
     except ParamsError as exc:
         raise option_error(exc) from None
+    if args.no_composition and args.composition is not None:
+        raise PdfsgError("--composition and --no-composition exclude each other")
     if args.composition is not None:
         from pdfsg.composition import parse_composition
 
@@ -234,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         qdamp=args.qdamp,
         radiation=args.radiation,
         top=args.top,
-        composition=args.composition,
+        composition=False if args.no_composition else args.composition,
     )
     for f, res in zip(args.files, outcomes, strict=True):
         if isinstance(res, PredictionError):  # one bad file does not stop the others
