@@ -98,6 +98,8 @@ def test_upload_page_ranks_files_and_renders_names_as_text(playwright_api, serve
             # 1. the file chooser
             page.set_input_files("#file-input", str(example))
             expect(page.locator("table.ranking tbody tr")).to_have_count(6)  # the default top
+            expect(page.locator("article.card p.pset")).to_contain_text("90% set: ")
+            expect(page.locator("article.card p.answer")).to_contain_text("Answer: ")
 
             # 1b. the composition field of the file: empty (the example's header gives none);
             #     a typed formula is sent with the file and reported back

@@ -122,7 +122,20 @@ class FileResult(BaseModel):
         default=None, description="the `top` most probable space groups, best first"
     )
     crystal_systems: dict[str, float] | None = None
-    uncertainty: str | None = Field(default=None, description="what the model is least sure of")
+    bravais_lattices: dict[str, float] | None = Field(
+        default=None, description="probability of each Bravais lattice (sum over its groups)"
+    )
+    laue_classes: dict[str, float] | None = Field(
+        default=None, description="probability of each Laue class (sum over its groups)"
+    )
+    prediction_set: dict[str, Any] | None = Field(
+        default=None,
+        description="the smallest set of groups holding the truth at `level`: space_groups, "
+        "symbols, level, method (split conformal when the model is calibrated)",
+    )
+    uncertainty: str | None = Field(
+        default=None, description="one sentence: what is sure and what is not"
+    )
     warnings: list[str] | None = None
     notes: list[str] | None = Field(
         default=None, description="plain remarks, e.g. that the ranking used G(r) alone"

@@ -200,14 +200,27 @@
     f2.appendChild(barChart(res.predictions));
     f2.appendChild(el("figcaption", {}, `top ${res.predictions.length} space groups`));
     card.appendChild(rankingTable(res.predictions));
-    const systems = Object.entries(res.crystal_systems || {})
-      .filter(([, v]) => v >= 0.005)
-      .slice(0, 3)
-      .map(([k, v]) => `${k} ${v.toFixed(2)}`)
-      .join(", ");
+    const top3 = (probs) =>
+      Object.entries(probs || {})
+        .filter(([, v]) => v >= 0.005)
+        .slice(0, 3)
+        .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+        .join(", ");
+    const systems = top3(res.crystal_systems);
     if (systems) card.appendChild(el("p", { class: "summary" }, `Crystal system: ${systems}`));
+    const lattices = top3(res.bravais_lattices);
+    if (lattices) card.appendChild(el("p", { class: "summary" }, `Bravais lattice: ${lattices}`));
+    const laue = top3(res.laue_classes);
+    if (laue) card.appendChild(el("p", { class: "summary" }, `Laue class: ${laue}`));
+    const pset = res.prediction_set;
+    if (pset && pset.symbols) {
+      const level = Math.round(100 * pset.level);
+      card.appendChild(
+        el("p", { class: "summary pset" }, `${level}% set: ${pset.symbols.join(", ")} (${pset.method})`)
+      );
+    }
     if (res.uncertainty) {
-      card.appendChild(el("p", { class: "summary" }, `Least sure: ${res.uncertainty}`));
+      card.appendChild(el("p", { class: "summary answer" }, `Answer: ${res.uncertainty}`));
     }
     for (const n of res.notes || []) card.appendChild(el("p", { class: "muted note" }, n));
     if (res.model) card.appendChild(el("p", { class: "muted" }, `Model: ${res.model}`));
