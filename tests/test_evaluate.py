@@ -105,9 +105,27 @@ def test_cli_evaluate_writes_json_and_report(trained, tmp_path, capsys):
     assert doc["top_k_accuracy"]["6"] == 1.0  # 6 classes
     assert len(doc["per_class_accuracy"]) == len(LABELS)
     assert doc["per_class_accuracy"][0]["n_train"] == 30
-    for name in ("top_k_accuracy", "accuracy_per_group", "confusion_matrix", "learning_curves"):
+    names = ("top_k_accuracy", "accuracy_per_group", "confusion_matrix", "learning_curves")
+    for name in (*names, "reliability"):
         png = tmp_path / "rep" / f"{name}.png"
         assert png.read_bytes()[:4] == b"\x89PNG"
+    cal = doc["calibration"]
+    assert 0 <= cal["ece"] <= 1 and sum(cal["reliability"]["count"]) == 240
+    assert cal["top1_accuracy"] == pytest.approx(doc["top_k_accuracy"]["1"])
+
+
+def test_calibration_summary_on_known_numbers():
+    from pdfsg.evaluate import calibration_summary
+
+    # 100 rows answered at 0.95, 90 right: over-confident by 5 points; sets of threshold 0.04
+    # hold the top class and the 0.05 runner-up, so they cover every row
+    proba = np.tile([0.95, 0.05, 0.0], (100, 1))
+    y = np.array([0] * 90 + [1] * 10)
+    cal = calibration_summary(proba, y, conformal_threshold=0.04)
+    assert cal["ece"] == pytest.approx(0.05)
+    assert cal["wrong_at_90"] == pytest.approx(0.10) and cal["n_answers_at_90"] == 100
+    assert cal["prediction_set"]["coverage"] == 1.0
+    assert cal["prediction_set"]["mean_size"] == 2.0
 
 
 def test_evaluate_refuses_mismatched_data(trained, tmp_path, capsys):

@@ -153,6 +153,8 @@ class Evaluation:
     training_overlap: dict[str, Any] = field(default_factory=dict)
     #: one-line notes for the user (e.g. the evaluated rows were seen in training)
     warnings: list[str] = field(default_factory=list)
+    #: how far the probabilities can be trusted (:func:`calibration_summary`)
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     @property
     def delta_top_k(self) -> dict[int, float]:
@@ -201,8 +203,38 @@ class Evaluation:
             "model": self.model,
             "dataset": self.dataset,
             "training_overlap": self.training_overlap,
+            "calibration": self.calibration,
             "warnings": list(self.warnings),
         }
+
+
+def calibration_summary(
+    proba: np.ndarray, y: np.ndarray, conformal_threshold: float | None = None
+) -> dict[str, Any]:
+    """Expected calibration error and reliability-diagram bins of the top-1 answer, mean
+    top-1 probability against accuracy, how often answers given at >= 90 % are wrong, and
+    (with a model's conformal threshold) the prediction sets' coverage and mean size."""
+    from pdfsg.calibration import prediction_set, reliability
+
+    conf = proba.max(axis=1)
+    right = proba.argmax(axis=1) == y
+    sure = conf >= 0.9
+    out: dict[str, Any] = {
+        "ece": reliability(proba, y).ece,
+        "mean_top1_probability": float(conf.mean()),
+        "top1_accuracy": float(right.mean()),
+        "n_answers_at_90": int(sure.sum()),
+        "wrong_at_90": None if not sure.any() else float(1.0 - right[sure].mean()),
+        "reliability": reliability(proba, y).to_dict(),
+    }
+    if conformal_threshold is not None:
+        sets = [prediction_set(p, conformal_threshold) for p in proba]
+        out["prediction_set"] = {
+            "threshold": conformal_threshold,
+            "coverage": float(np.mean([yi in s for yi, s in zip(y, sets, strict=True)])),
+            "mean_size": float(np.mean([len(s) for s in sets])),
+        }
+    return out
 
 
 def training_overlap(
@@ -303,6 +335,7 @@ def evaluate(
     allow_physics_mismatch: bool = False,
     n_confusions: int = 10,
     batch_size: int = 4096,
+    composition: bool = False,
 ) -> Evaluation:
     """Evaluate a loaded classifier on one split of a dataset.
 
@@ -314,6 +347,9 @@ def evaluate(
     allow_physics_mismatch : bool
         Accept a dataset simulated with other non-grid PdfParams (Qdamp, Uiso...) than the
         model's; the grid must match regardless.
+    composition : bool
+        Give a composition-aware model each row's reduced formula (as a user who knows the
+        sample would); otherwise it ranks from G(r) alone.
 
     Raises
     ------
@@ -335,8 +371,20 @@ def evaluate(
     lookup[np.asarray(classifier.labels, dtype=np.int64)] = np.arange(len(classifier.labels))
     y = lookup[np.asarray(dataset.y[rows], dtype=np.int64)]
     X = dataset.X[rows]
+    comp = None
+    uses = composition and getattr(classifier, "uses_composition", False)
+    if uses:
+        from pdfsg.composition_vector import encode_many
+        from pdfsg.train import formula_compositions
+
+        comp = encode_many(formula_compositions(dataset.formula[rows]))
     proba = np.concatenate(
-        [classifier.predict_proba(X[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+        [
+            classifier.predict_proba(X[i : i + batch_size])
+            if comp is None
+            else classifier.predict_proba(X[i : i + batch_size], comp=comp[i : i + batch_size])
+            for i in range(0, len(rows), batch_size)
+        ]
     )
     result = evaluate_proba(
         proba,
@@ -346,6 +394,11 @@ def evaluate(
         train_counts=_train_counts(classifier),
         n_confusions=n_confusions,
     )
+    cal = classifier.calibration(bool(uses)) if hasattr(classifier, "calibration") else None
+    result.calibration = calibration_summary(
+        proba, y, cal.get("conformal_threshold") if cal else None
+    )
+    result.calibration["composition_given"] = bool(uses)
     m = classifier.manifest or {}
     folder = m.get("_folder")
     if folder:

@@ -224,6 +224,37 @@ def plot_learning_curves(
     return path
 
 
+def plot_reliability(
+    ev: Evaluation, path: str | os.PathLike[str], title: str | None = None
+) -> Path:
+    """Reliability diagram: accuracy of the top-1 answer against its probability, per bin
+    (bar width = bin, bar height = accuracy), the diagonal of perfect calibration, and the
+    share of rows per bin; the ECE in the title."""
+    plt = _plt()
+    rel = ev.calibration["reliability"]
+    edges = np.asarray(rel["edges"])
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    width = np.diff(edges)
+    acc = np.array([np.nan if a is None else a for a in rel["accuracy"]])
+    count = np.asarray(rel["count"], dtype=float)
+    fig, (ax, axn) = plt.subplots(
+        2, 1, figsize=(5.5, 6.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    ax.bar(mid, np.nan_to_num(acc), width=width, edgecolor="#1f3b73", color="#8fb3e0",
+           label="accuracy in the bin")  # fmt: skip
+    ax.plot([0, 1], [0, 1], "--", color="#a33", lw=1, label="perfect calibration")
+    ax.set(ylabel="top-1 accuracy", xlim=(0, 1), ylim=(0, 1))
+    ax.set_title(title or f"reliability, n = {ev.n}: ECE {ev.calibration['ece']:.3f}")
+    ax.legend(loc="upper left", frameon=False)
+    axn.bar(mid, count / max(count.sum(), 1), width=width, color="#777")
+    axn.set(xlabel="top-1 probability", ylabel="share of rows")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+    return out
+
+
 def write_report(
     ev: Evaluation,
     folder: str | os.PathLike[str],
@@ -238,6 +269,8 @@ def write_report(
         plot_accuracy_per_group(ev, folder / "accuracy_per_group.png"),
         plot_confusion(ev, folder / "confusion_matrix.png"),
     ]
+    if ev.calibration.get("reliability"):
+        written.append(plot_reliability(ev, folder / "reliability.png"))
     if history and any(history.get("members") or []):
         written.append(plot_learning_curves(history, folder / "learning_curves.png"))
     metrics = folder / "metrics.json"

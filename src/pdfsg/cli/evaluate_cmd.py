@@ -36,6 +36,11 @@ def add_parser(subparsers: Any) -> None:
         "than the model's (e.g. a robustness test set); the r grid must still match",
     )
     p.add_argument("--device", default="cpu", help="torch device for networks (cpu)")
+    p.add_argument(
+        "--composition",
+        action="store_true",
+        help="give a composition-aware model each row's formula (default: G(r) alone)",
+    )
     p.set_defaults(func=run)
 
 
@@ -75,7 +80,13 @@ def run(args: argparse.Namespace) -> int:
     ds = read_dataset(args.dataset)
     folder = _model_dir(args.model, ds.params)
     model = load_model(folder, device=args.device)
-    ev = evaluate(model, ds, args.split, allow_physics_mismatch=args.allow_params_mismatch)
+    ev = evaluate(
+        model,
+        ds,
+        args.split,
+        allow_physics_mismatch=args.allow_params_mismatch,
+        composition=args.composition,
+    )
     doc = ev.to_json()
     for note in ev.warnings:
         print(f"pdfsg evaluate: warning: {note}", file=sys.stderr)
@@ -90,6 +101,20 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{Path(args.dataset).name} [{args.split}, n = {ev.n}] model {doc['model']['name']}: "
         + "  ".join(f"A{k} {100 * v:.1f}%" for k, v in sorted(top.items()))
+    )
+    cal = ev.calibration
+    wrong = cal["wrong_at_90"]
+    print(
+        f"  calibration: ECE {cal['ece']:.3f}, mean top-1 probability "
+        f"{cal['mean_top1_probability']:.3f} vs accuracy {cal['top1_accuracy']:.3f}; answers at "
+        f">= 90 %: {cal['n_answers_at_90']}, wrong "
+        + ("-" if wrong is None else f"{100 * wrong:.1f}%")
+        + (
+            f"; {100 * cal['prediction_set']['coverage']:.1f}% covered by the prediction sets "
+            f"(mean size {cal['prediction_set']['mean_size']:.2f})"
+            if "prediction_set" in cal
+            else ""
+        )
     )
     for c in ev.confusions[:5]:
         print(
