@@ -10,7 +10,8 @@ Measures, each with the installed ``pdfsg`` in a fresh interpreter (``python -m 
 * ``stages``: in one process, milliseconds per file spent reading (``read_pdf_file``),
   preparing (``prepare_input``), in the networks (batched) and the rest;
 * ``huge``: ``pdfsg predict`` on a 2-million-row file (r to 100 Å at 0.05 mÅ steps):
-  wall time and peak resident memory of the process;
+  wall time and peak resident memory of the process, and the time ``read_pdf_file`` takes
+  of it;
 * ``forward``: the shipped networks' NumPy forward against torch on the same inputs
   (maximum probability difference, ms per curve on one thread).
 
@@ -147,7 +148,17 @@ def _huge(folder: Path) -> dict:
         wall, code, rss = _run(["predict", str(path)], timeout=600)
     except subprocess.TimeoutExpired:
         return {"rows": r.size, "file_mb": size_mb, "timed_out_after_s": 600}
-    return {"rows": r.size, "file_mb": size_mb, "wall_s": wall, "exit_code": code, "peak_mb": rss}
+    t = time.perf_counter()
+    read_pdf_file(path)
+    read_s = time.perf_counter() - t
+    return {
+        "rows": r.size,
+        "file_mb": size_mb,
+        "wall_s": wall,
+        "exit_code": code,
+        "peak_mb": rss,
+        "read_s": read_s,
+    }
 
 
 def _forward(n: int = 256) -> dict:
