@@ -261,8 +261,12 @@ def test_numpy_paper_cnn_equals_torch(batch_norm):
 def test_numpy_forward_refuses_configs_and_weights_it_does_not_know():
     import dataclasses
 
-    from pdfsg.models.numpy_net import _FIELDS, _INERT, network_config, numpy_network
+    from pdfsg.models.numpy_net import _FIELDS, _INERT, BN_EPS, network_config, numpy_network
 
+    # every batch norm of the torch networks uses the epsilon the folding assumes
+    for net in (PdfsgNet(PdfsgNetConfig(composition_dim=3)), PaperCNN(PaperCNNConfig())):
+        eps = {m.eps for m in net.modules() if isinstance(m, torch.nn.BatchNorm1d)}
+        assert eps == {BN_EPS}
     # every field of the torch configs is either read by the NumPy forward or inert in eval
     for kind, cls in (("pdfsg-net", PdfsgNetConfig), ("cnn-paper", PaperCNNConfig)):
         fields = {f.name for f in dataclasses.fields(cls)}

@@ -38,7 +38,9 @@ __all__ = [
 
 #: epsilon of torch.nn.BatchNorm1d (its default; the networks do not change it)
 BN_EPS = 1e-5
-#: im2col matrices are built for this many input values at a time (bounds the memory)
+#: a batch is cut into chunks of about this many activation values (curves x points x the
+#: widest layer x 8; ~37 curves of 209 points for pdfsg-net), so that the im2col matrices
+#: stay small
 _CHUNK_VALUES = 8_000_000
 
 
