@@ -388,6 +388,7 @@ class Predictor:
         preprocessing, composition vector."""
         from pdfsg.composition import as_composition
         from pdfsg.preprocess import prepare_input
+        from pdfsg.quality import noise_warning
 
         check_options(qmax=qmax, top=top)
         name = source or "data"
@@ -401,6 +402,9 @@ class Predictor:
         model, partial = self._choose(float(r[-1]))
         prepared = prepare_input(r, g, model.params, qmax_data=qmax, source=name)
         warnings = list(prepared.warnings)
+        noise = noise_warning(r, g, qmax or model.params.qmax, name)
+        if noise:
+            warnings.append(noise)
         if partial and not model.variable_length:
             raise PdfFileError(
                 f"{name}: data end at r = {r[-1]:.2f} Å, short of every model's range "
