@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         except StructureError:
             sg = None
         target = out if single else out / f"{rec.id}.gr"
-        settings = {"structure": rec.where, "formula": structure.composition.reduced_formula}
+        settings = {"structure": rec.where, "composition": structure.composition.reduced_formula}
         if sg is not None:
             settings["spacegroup"] = sg
         settings["engine"] = args.engine
