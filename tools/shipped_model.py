@@ -448,7 +448,9 @@ def cmd_install(args: argparse.Namespace) -> None:
         manifest["name"] = name
         (dest / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         names.append(name)
-    (root / "default.json").write_text(json.dumps({"models": names}, indent=1) + "\n")
+    family = json.dumps({"models": names}, indent=1) + "\n"
+    (root / f"{args.name}.json").write_text(family)  # the family by its own name
+    (root / "default.json").write_text(family)  # and as the default
     print("installed", names, "into", root)
 
 
