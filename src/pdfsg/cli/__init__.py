@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, str] = {
     "predict": "rank the space groups of measured PDF files",
     "serve": "serve an upload page and a JSON API for predictions",
     "stats": "statistics of real structures for synthetic crystals",
+    "library": "build or show a structure library for predict --refine",
 }
 
 

@@ -79,6 +79,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="order the series by this header value (e.g. temperature, from 'temperature = "
         "300 K'), not by file order",
     )
+    from pdfsg.cli.refine_opts import add_refine_arguments
+
+    add_refine_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -129,6 +132,10 @@ def render_table(results: list[dict]) -> str:
             lines.append(f"   note: {n}")
         for w in res["warnings"]:
             lines.append(f"   warning: {w}")
+        if "refinement" in res:
+            from pdfsg.cli.refine_opts import render_refinement
+
+            lines += render_refinement(res["refinement"])
     return "\n".join(lines) + "\n"
 
 
@@ -207,6 +214,9 @@ def _check_args(args: argparse.Namespace) -> None:
         check_output_path(args.output, "-o")
     if args.plot:
         check_output_path(args.plot, "--plot")
+    from pdfsg.cli.refine_opts import check_refine_args
+
+    check_refine_args(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -231,6 +241,11 @@ def run(args: argparse.Namespace) -> int:
         raise ParamsError(f"--threads must be >= 1, got {args.threads}")
     limit_threads(args.threads)
     predictor = Predictor.load(args.model)  # a bad model is a user error for the whole run
+    refiner = None
+    if args.refine:
+        from pdfsg.cli.refine_opts import RefineContext
+
+        refiner = RefineContext(args)
     results: list[dict] = []
     answered = []
     plots: list[Path] = []
@@ -240,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
         qmax=args.qmax,
         qdamp=args.qdamp,
         radiation=args.radiation,
-        top=args.top,
+        top=max(args.top, args.refine_top) if refiner else args.top,
         composition=False if args.no_composition else args.composition,
     )
     for f, res in zip(args.files, outcomes, strict=True):
@@ -250,6 +265,11 @@ def run(args: argparse.Namespace) -> int:
             results.append(res.to_dict())
             continue
         results.append(res.to_dict())
+        if refiner is not None:  # the refined top K; the listed top stays --top
+            results[-1]["predictions"] = results[-1]["predictions"][: args.top]
+            results[-1]["refinement"] = refiner.refine(res)
+            if "error" in results[-1]["refinement"]:
+                print(f"pdfsg predict: {results[-1]['refinement']['error']}", file=sys.stderr)
         answered.append(res)
         if args.plot and not args.series:
             from pdfsg.report import plot_prediction
@@ -259,9 +279,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"pdfsg predict: wrote {', '.join(map(str, plots))}", file=sys.stderr)
     if args.series:
         return _run_series(args, answered, x, failed)
+    to_csv = render_csv
+    if refiner is not None:  # one row per refined candidate
+        from pdfsg.cli.refine_opts import render_refine_csv as to_csv
     text = {
         "table": render_table,
-        "csv": render_csv,
+        "csv": to_csv,
         "json": lambda rs: json.dumps(rs, indent=2) + "\n",
     }[args.format](results)
     _emit(args, text)
