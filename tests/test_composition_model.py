@@ -126,3 +126,23 @@ def test_network_learns_from_composition(tmp_path: Path):
         as_nacl = net(x, 0, doped).argmax(1).numpy()
     assert (blind == y).mean() < 0.7  # without the composition: no better than a guess
     assert (np.asarray(labels)[as_nacl] == 225).mean() > 0.9  # a doped NaCl reads as NaCl
+
+
+def test_composition_memory_votes_by_similar_compositions(tmp_path: Path):
+    from pdfsg.composition_memory import CompositionMemory, build_memory
+
+    comps = [{"Na": 1, "Cl": 1}, {"K": 1, "Br": 1}, {"Na": 1, "Cl": 1}, {"Ca": 1, "Ti": 1, "O": 3}]
+    mem = build_memory(comps, np.array([2, 2, 2, 1]), n_classes=3)
+    assert mem.classes.size == 3  # the repeated NaCl entry is kept once
+    p = mem.with_settings(k=2, tau=0.05).proba(encode({"Na": 0.97, "K": 0.03, "Cl": 1})[None])
+    assert p.argmax() == 2 and p[0, 2] > 0.7  # rock-salt neighbours (a floor of 1/6 each)
+    p = mem.with_settings(k=2).proba(encode({"Sr": 1, "Ti": 1, "O": 3})[None])
+    assert p.argmax() == 1  # a perovskite's neighbour
+    # the product of experts: a flat network answer follows the memory; power 0 ignores it
+    flat = np.full((1, 3), 1 / 3)
+    comp = encode({"Na": 1, "Cl": 1})[None]
+    assert mem.combine(flat, comp).argmax() == 2
+    np.testing.assert_allclose(mem.with_settings(power=0.0).combine(flat, comp), flat)
+    back = CompositionMemory.load(mem.save(tmp_path))
+    np.testing.assert_allclose(back.proba(comp), mem.proba(comp), atol=1e-3)
+    assert (back.k, back.power) == (mem.k, mem.power)

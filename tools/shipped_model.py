@@ -281,21 +281,24 @@ def _augment_config(copies: int) -> dict:
     return AugmentConfig(copies=copies).to_dict()
 
 
+def _assembled(args: argparse.Namespace):
+    """:func:`assemble` with the command line's arguments (see :func:`_assemble_args`)."""
+    return assemble(
+        [Path(p) for p in args.datasets],
+        args.copies,
+        args.rmax,
+        [Path(p) for p in args.aug_from] if args.aug_from else None,
+        [Path(p) for p in args.train_only] if args.train_only else None,
+        val_fraction=args.val_fraction,
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from pdfsg.train import train
 
-    aug_from = [Path(p) for p in args.aug_from] if args.aug_from else None
-    train_only = [Path(p) for p in args.train_only] if args.train_only else None
-    ds = assemble(
-        [Path(p) for p in args.datasets],
-        args.copies,
-        args.rmax,
-        aug_from,
-        train_only,
-        val_fraction=args.val_fraction,
-    )
+    ds = _assembled(args)
     print(
         f"assembled {len(ds)} rows ({int((ds.split == 0).sum())} train, "
         f"{int((ds.split == 1).sum())} test, {int((ds.split == 2).sum())} validation), "
@@ -325,7 +328,89 @@ def cmd_train(args: argparse.Namespace) -> None:
     bar.close()
     print(f"trained in {time.time() - t:.0f} s: {result}", flush=True)
     if (ds.split == 2).any():
-        calibrate(Path(args.out), ds)
+        finish(Path(args.out), ds)
+
+
+def finish(run: Path, ds) -> None:
+    """After training: the composition memory (composition-aware models), then the
+    calibration, both fitted on the validation rows (split 2)."""
+    from pdfsg.artifact import load_model
+
+    if getattr(load_model(_artifact_dir(run)), "uses_composition", False):
+        tune_memory(run, ds)
+    calibrate(run, ds)
+
+
+def cmd_finish(args: argparse.Namespace) -> None:
+    """Re-assemble a run's dataset (same arguments as ``train``) and fit its memory and
+    calibration again (e.g. for a run trained before these steps existed)."""
+    finish(Path(args.out), _assembled(args))
+
+
+def tune_memory(run: Path, ds) -> dict:
+    """Build the composition memory of a run from its training rows (distinct formula and
+    group) and choose its settings on the validation rows by negative log-likelihood of
+    the combination with the network; saved beside the model, recorded in the manifest."""
+    from pdfsg.artifact import load_model
+    from pdfsg.calibration import negative_log_likelihood
+    from pdfsg.composition_memory import build_memory
+    from pdfsg.composition_vector import encode_many
+    from pdfsg.evaluate import top_k_accuracy
+    from pdfsg.train import formula_compositions
+
+    folder = _artifact_dir(run)
+    model = load_model(folder)
+    y_all = ds.class_index()
+    train = np.flatnonzero(ds.split == 0)
+    memory = build_memory(formula_compositions(ds.formula[train]), y_all[train], len(ds.labels))
+    val = np.flatnonzero(ds.split == 2)
+    comp = encode_many(formula_compositions(ds.formula[val]))
+    y = y_all[val]
+    net = model.predict_proba(ds.X[val], comp=comp, calibrated=False, memory=False)
+    trials = []
+    for stoich in (3.0, 10.0, 30.0):
+        for tau in (0.02, 0.05, 0.2):
+            mem = memory.with_settings(stoich_weight=stoich, tau=tau)
+            ratio = np.log(mem.proba(comp) / mem.prior)
+            for power in (0.0, 0.25, 0.5, 0.75, 1.0):
+                logp = np.log(np.clip(net, 1e-12, None)) + power * ratio
+                p = np.exp(logp - logp.max(axis=1, keepdims=True))
+                p /= p.sum(axis=1, keepdims=True)
+                acc = top_k_accuracy(p, y)
+                trials.append(
+                    {
+                        "stoich_weight": stoich,
+                        "tau": tau,
+                        "power": power,
+                        "nll": round(negative_log_likelihood(p, y), 4),
+                        "top1": round(float(acc[1]), 4),
+                        "top6": round(float(acc[6]), 4),
+                    }
+                )
+    best = min(trials, key=lambda t: t["nll"])
+    memory = memory.with_settings(
+        stoich_weight=best["stoich_weight"], tau=best["tau"], power=best["power"]
+    )
+    memory.save(folder)
+    net_only = next(t for t in trials if t["power"] == 0.0)
+    record = {
+        "entries": int(memory.classes.size),
+        "source": "distinct (formula, space group) pairs of the training rows",
+        "k": memory.k,
+        "stoich_weight": memory.stoich_weight,
+        "tau": memory.tau,
+        "power": memory.power,
+        "chosen_by": "validation NLL of the combination (validation rows: split 2)",
+        "validation_network_alone": {"top1": net_only["top1"], "top6": net_only["top6"]},
+        "validation_combined": {"top1": best["top1"], "top6": best["top6"]},
+        "trials": trials,
+    }
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["composition_memory"] = record
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
+    print("composition memory:", json.dumps({k: v for k, v in record.items() if k != "trials"}))
+    return record
 
 
 def _artifact_dir(run: Path) -> Path:
@@ -675,6 +760,23 @@ def write_card(folder: Path, manifest: dict) -> None:
     (folder / "README.md").write_text("\n".join(lines) + "\n")
 
 
+def _assemble_args(p: argparse.ArgumentParser) -> None:
+    """The arguments of :func:`assemble` (train and finish must see the same rows)."""
+    p.add_argument("datasets", nargs="+")
+    p.add_argument("--rmax", type=float, default=30.0)
+    p.add_argument("--copies", type=int, default=4)
+    p.add_argument("--aug-from", nargs="*", help="datasets whose augmented parts to use")
+    p.add_argument(
+        "--train-only", nargs="*", help="datasets whose every row trains, clean (synthetic)"
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.0,
+        help="share of the real training structures held out for calibration (split 2)",
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -686,20 +788,8 @@ def main(argv: list[str] | None = None) -> None:
     a.add_argument("--workers", type=int, default=os.cpu_count())
     a.set_defaults(func=cmd_augment)
     t = sub.add_parser("train")
-    t.add_argument("datasets", nargs="+")
-    t.add_argument("--rmax", type=float, default=30.0)
-    t.add_argument("--copies", type=int, default=4)
-    t.add_argument("--aug-from", nargs="*", help="datasets whose augmented parts to use")
-    t.add_argument(
-        "--train-only", nargs="*", help="datasets whose every row trains, clean (synthetic)"
-    )
+    _assemble_args(t)
     t.add_argument("--epochs", type=int, default=30)
-    t.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.0,
-        help="share of the real training structures held out for calibration (split 2)",
-    )
     t.add_argument(
         "--model",
         default="pdfsg-net",
@@ -710,6 +800,10 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--out", required=True)
     t.add_argument("--resume", action="store_true")
     t.set_defaults(func=cmd_train)
+    f = sub.add_parser("finish", help="fit the memory and calibration of a trained run")
+    _assemble_args(f)
+    f.add_argument("--out", required=True)
+    f.set_defaults(func=cmd_finish)
     e = sub.add_parser("combine")
     e.add_argument("runs", nargs="+")
     e.add_argument("--out", required=True)

@@ -417,7 +417,9 @@ def copy_model(
     dst.mkdir(parents=True, exist_ok=True)
     for p in paths:
         shutil.copyfile(p, dst / p.name)
-    for extra in (HISTORY, TRAINING_IDS):
+    from pdfsg.composition_memory import FILENAME as MEMORY
+
+    for extra in (HISTORY, TRAINING_IDS, MEMORY):
         if (folder / extra).is_file():
             shutil.copyfile(folder / extra, dst / extra)
     manifest["name"] = name or dst.resolve().name

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -315,6 +316,31 @@ class NetClassifier:
         mode = "composition" if composition_known and self.uses_composition else "g_only"
         return modes.get(mode)
 
+    @property
+    def composition_memory(self) -> Any:
+        """The :class:`pdfsg.composition_memory.CompositionMemory` stored beside the model
+        (``manifest["composition_memory"]``), loaded on first use; None when there is none."""
+        if not hasattr(self, "_memory"):
+            from pdfsg.composition_memory import FILENAME, CompositionMemory
+
+            folder = self.manifest.get("_folder")
+            self._memory = None
+            if self.manifest.get("composition_memory") and folder:
+                path = Path(folder) / FILENAME
+                if not path.is_file():
+                    raise ModelError(f"{path}: missing (the manifest lists a composition memory)")
+                self._memory = CompositionMemory.load(path)
+        return self._memory
+
+    def _with_memory(self, proba: np.ndarray, comp: np.ndarray | None) -> np.ndarray:
+        """Rows with a known composition combined with the composition memory, if any."""
+        if comp is None or self.composition_memory is None:
+            return proba
+        known = comp[:, -1] > 0
+        if known.any():
+            proba[known] = self.composition_memory.combine(proba[known], comp[known])
+        return proba
+
     def _calibrate(self, proba: np.ndarray, comp: np.ndarray | None) -> np.ndarray:
         """Temperature scaling per row, by whether the row's composition is known."""
         from pdfsg.calibration import apply_temperature
@@ -334,6 +360,7 @@ class NetClassifier:
         comp: np.ndarray | None = None,
         *,
         calibrated: bool = True,
+        memory: bool = True,
     ) -> np.ndarray:
         """Mean softmax of the ensemble members, (n, n_classes) float64, temperature-scaled
         by the manifest's calibration unless ``calibrated=False``.
@@ -350,8 +377,11 @@ class NetClassifier:
             (:attr:`uses_composition`); None (or a row of zeros) means unknown.  Ignored by
             G(r)-only networks.
         calibrated : bool
-            Apply the manifest's temperature (per input mode); False gives the raw
-            ensemble mean (what calibration is fitted on).
+            Apply the manifest's temperature (per input mode); False gives the
+            uncalibrated probabilities (what calibration is fitted on).
+        memory : bool
+            Combine rows with a known composition with the model's composition memory
+            (:mod:`pdfsg.composition_memory`) when it has one; False gives the network alone.
         """
         X = _check_input(X, self.npoints, start, self.variable_length, f"{self.kind} model")
         comp = self._check_comp(comp, X.shape[0])
@@ -364,6 +394,8 @@ class NetClassifier:
             out /= self.n_members
         else:
             out = self._predict_torch(X, start, comp)
+        if memory:
+            out = self._with_memory(out, comp)
         return self._calibrate(out, comp) if calibrated else out
 
     def _predict_torch(self, X: np.ndarray, start: int, comp: np.ndarray | None) -> np.ndarray:
