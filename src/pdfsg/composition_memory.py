@@ -97,7 +97,9 @@ class CompositionMemory:
 
     def combine(self, proba_net: np.ndarray, comp: np.ndarray) -> np.ndarray:
         """The product of experts (module docstring) for rows whose composition is known."""
-        ratio = self.proba(comp) / self.prior
+        # a series of files shares one composition: each distinct one is looked up once
+        distinct, inverse = np.unique(np.asarray(comp, np.float32), axis=0, return_inverse=True)
+        ratio = (self.proba(distinct) / self.prior)[inverse.ravel()]
         logp = np.log(np.clip(proba_net, 1e-12, None)) + self.power * np.log(ratio)
         logp -= logp.max(axis=1, keepdims=True)
         p = np.exp(logp)
