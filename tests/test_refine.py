@@ -149,12 +149,13 @@ def test_candidates_substitute_elements_and_fall_back_to_prototypes(small_librar
     from pdfsg.refine.candidates import find_candidates
 
     found = find_candidates({"Na": 1, "Cl": 1}, [225, 216, 1], library=small_library)
-    (rs,) = found.by_group[225]
+    rs, proto = found.by_group[225]  # the library's, then the classic type, always tried
     assert rs.source == "library" and rs.id == "kbr"
+    assert (proto.source, proto.id, proto.formula) == ("prototype", "rocksalt", "NaCl")
     assert rs.formula == "NaCl" and "Na for K" in rs.note and "Cl for Br" in rs.note
     # volume scaled by the elements' sizes: NaCl is smaller than KBr
     assert 5.0 < rs.structure.lattice.a < 6.4
-    (zb,) = found.by_group[216]
+    zb = found.by_group[216][0]
     assert zb.note == "exact formula" and zb.structure.lattice.a == pytest.approx(6.0)
     assert "no candidate structure of NaCl (AB)" in found.missing[1]
     # an element the library lacks: the classic prototypes

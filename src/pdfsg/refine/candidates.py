@@ -11,9 +11,11 @@ For each group, in this order:
    (:meth:`pdfsg.synthetic.SyntheticStats.element_volume`) of the new and the old
    elements; among several, the closest substitution (smallest summed electronegativity
    and log-volume differences) first;
-3. when neither gives one: the classic prototypes of :data:`pdfsg.synthetic.PROTOTYPES`
-   (fcc, bcc, hcp, diamond, rock salt, zinc blende, wurtzite, perovskite, spinel, rutile,
-   fluorite, …) of that type and group, made the same way.
+3. the classic prototypes of :data:`pdfsg.synthetic.PROTOTYPES` (fcc, bcc, hcp, diamond,
+   rock salt, zinc blende, wurtzite, perovskite, spinel, rutile, fluorite, …) of that type
+   and group, made the same way: always tried besides the ``per_group`` of steps 1–2 (they
+   are the likeliest types of simple compositions, and a library's representative of a
+   formula type and group may be another structure).
 
 The refinement then corrects the volume (:mod:`pdfsg.refine.fit` scans ±8 %).
 """
@@ -30,13 +32,7 @@ from typing import TYPE_CHECKING
 
 from pdfsg.errors import CompositionError, StructureError
 from pdfsg.refine.fit import Candidate
-from pdfsg.refine.library import (
-    MAX_ATOMS,
-    LibraryEntry,
-    StructureLibrary,
-    make_entry,
-    standard_cell,
-)
+from pdfsg.refine.library import MAX_ATOMS, LibraryEntry, StructureLibrary, make_entry
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymatgen.core import Structure
@@ -202,7 +198,7 @@ def find_candidates(
     source: str = "composition",
 ) -> CandidateSet:
     """Candidates of ``composition`` in each of ``groups`` (the order of the module
-    docstring), at most ``per_group`` each.
+    docstring): at most ``per_group`` from the files and the library, plus the prototypes.
 
     Raises
     ------
@@ -238,12 +234,13 @@ def find_candidates(
             if mapping is not None:
                 subs.append((substitution_distance(mapping), e.id, e, src, mapping))
         chosen += [_candidate(e, src, formula, m) for _, _, e, src, m in sorted(subs)]
-        if not chosen and prototypes:
+        chosen = [c for c in chosen if c is not None][:per_group]
+        if prototypes:  # the classic types are few and cheap to refine: always tried
             for e in prototype_entries():
                 if e.space_group == g and e.anonymous == anon:
                     mapping = substitution(e.formula, formula)
                     chosen.append(_candidate(e, "prototype", formula, mapping))
-        chosen = [c for c in chosen if c is not None][:per_group]
+        chosen = [c for c in chosen if c is not None]
         if chosen:
             out.by_group[g] = chosen
         else:
@@ -268,9 +265,10 @@ def _candidate(
         note = f"{entry.formula} with {pairs}"
     elif source == "prototype":
         note = "prototype"
-    conv, number = standard_cell(s)
+    # the entry's CIF is already the standardised conventional cell of its group (a
+    # substitution keeps both); the group is the entry's label, the one asked for
     name = entry.id.removeprefix("prototype:")
-    return Candidate(structure=conv, space_group=number, source=source, id=name, note=note)
+    return Candidate(structure=s, space_group=entry.space_group, source=source, id=name, note=note)
 
 
 __all__ = [

@@ -4,13 +4,15 @@ A library file is gzip-compressed JSON::
 
     {"format": "pdfsg-structure-library", "version": 1, "symprec": 0.1,
      "keep": "type" | "formula", "sources": [...], "attribution": "...",
-     "entries": [[id, reduced formula, anonymised formula, space group, cif], ...]}
+     "entries": [[id, reduced formula, anonymised formula, space group, template, cif], ...]}
 
 Each CIF is the spglib-standardised conventional cell written with its symmetry operations
 (pymatgen ``CifWriter(symprec=...)``), so a cubic cell has a = b = c and the lattice
 constraints of :mod:`pdfsg.refine.fit` follow from the group alone.  ``keep`` says how many
-entries a key holds: ``"type"`` one per (anonymised formula, group) — a structure type,
-the fewest-atom representative — and ``"formula"`` one per (reduced formula, group).
+entries a key holds: ``"type"`` one per structure type — (anonymised formula, group,
+Wyckoff template: which element, by electronegativity rank, sits on which Wyckoff
+position, :func:`pdfsg.synthetic.analyze_structure`), the fewest-atom representative — and
+``"formula"`` one per (reduced formula, group).
 
 The library shipped inside the package (``pdfsg/data/structure_library.json.gz``, see
 ``pdfsg/data/STRUCTURE_LIBRARY.md`` for its attribution) was built by
@@ -60,6 +62,7 @@ class LibraryEntry:
     formula : reduced formula (``"NaCl"``)
     anonymous : anonymised formula (``"AB"``), the structure-type key
     space_group : number (1..230) from spglib at the library's symprec
+    template : Wyckoff template (``"0a 1b"``; "" when it could not be found)
     cif : symmetrised CIF of the conventional cell
     """
 
@@ -67,6 +70,7 @@ class LibraryEntry:
     formula: str
     anonymous: str
     space_group: int
+    template: str
     cif: str
 
     @property
@@ -112,14 +116,21 @@ def make_entry(structure: Structure, id: str, symprec: float = 0.1) -> LibraryEn
     """A :class:`LibraryEntry` of ``structure`` (standardised, symmetrised CIF)."""
     from pymatgen.io.cif import CifWriter
 
+    from pdfsg.synthetic import analyze_structure
+
     conv, number = standard_cell(structure, symprec)
     comp = conv.composition
     cif = str(CifWriter(conv, symprec=symprec))
+    try:
+        template = str(analyze_structure(conv, symprec)["template"])
+    except Exception:  # no template: the entry still serves, keyed by formula and group
+        template = ""
     return LibraryEntry(
         id=id,
         formula=comp.reduced_formula,
         anonymous=comp.anonymized_formula,
         space_group=number,
+        template=template,
         cif=cif,
     )
 
@@ -186,8 +197,8 @@ def read_library(path: str | os.PathLike[str] | None = None) -> StructureLibrary
         )
     try:
         entries = [
-            LibraryEntry(str(i), str(f), str(a), int(sg), str(cif))
-            for i, f, a, sg, cif in data["entries"]
+            LibraryEntry(str(i), str(f), str(a), int(sg), str(t), str(cif))
+            for i, f, a, sg, t, cif in data["entries"]
         ]
     except (KeyError, TypeError, ValueError) as exc:
         raise LibraryError(f"{p}: malformed entries ({exc})") from exc
@@ -203,7 +214,9 @@ def write_library(library: StructureLibrary, path: str | os.PathLike[str]) -> Pa
         "format": LIBRARY_FORMAT,
         "version": LIBRARY_VERSION,
         **{k: v for k, v in library.meta.items() if k not in ("format", "version")},
-        "entries": [[e.id, e.formula, e.anonymous, e.space_group, e.cif] for e in entries],
+        "entries": [
+            [e.id, e.formula, e.anonymous, e.space_group, e.template, e.cif] for e in entries
+        ],
     }
     with gzip.GzipFile(out, "wb", mtime=0) as handle:
         handle.write(json.dumps(data, separators=(",", ":")).encode("utf-8"))
@@ -244,8 +257,8 @@ def build_library(
         (what :func:`pdfsg.structures.iter_records` reads), in order of preference: for a
         key held by several structures the fewest-atom one is kept, ties going to the
         earlier source
-    keep : ``"type"`` (one per anonymised formula and group) or ``"formula"`` (one per
-        reduced formula and group)
+    keep : ``"type"`` (one per anonymised formula, group and Wyckoff template) or
+        ``"formula"`` (one per reduced formula and group)
     symprec : float  [Å], spglib tolerance for the group and the symmetrised cell
     exclude : ids to leave out (held-out test structures)
     attribution : text stored in the file (licence and source of the data)
@@ -264,7 +277,7 @@ def build_library(
     if not sources:
         raise LibraryError("no structure sources given")
     drop = set(exclude)
-    best: dict[tuple[str, int], tuple[int, int, LibraryEntry]] = {}
+    best: dict[tuple[str, ...], tuple[int, int, LibraryEntry]] = {}
     skipped: list[str] = []
     seen = 0
     for rank, source in enumerate(sources):
@@ -278,7 +291,10 @@ def build_library(
             if isinstance(entry, str):
                 skipped.append(entry)
                 continue
-            key = (entry.anonymous if keep == "type" else entry.formula, entry.space_group)
+            if keep == "type":
+                key = (entry.anonymous, str(entry.space_group), entry.template or entry.formula)
+            else:
+                key = (entry.formula, str(entry.space_group))
             score = (entry.n_atoms, rank)
             if key not in best or score < best[key][:2]:
                 best[key] = (*score, entry)

@@ -29,9 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from pdfsg.predict import PredictionResult
 
 DEFAULT_TOP = 6
-#: nanoparticle data are told by :func:`pdfsg.predict.coherence_length_warning` on r up to
-#: this [Å] (the models' range): bulk data with strong Qdamp fade by 50 Å too
-COHERENCE_RMAX = 30.0
 #: how the combined ranking is made, for the output
 METHOD = (
     "groups ranked by ln p(model) - (Rw - Rw_best)/tau, tau = {tau:g}; a group without a "
@@ -121,8 +118,10 @@ def fit_data_for(
     source: str,
 ) -> tuple[FitData, list[str]]:
     """The :class:`FitData` of a measured curve and the prediction's settings (qmax, qdamp,
-    radiation), with notes on what was assumed.  A curve that dies out (nanoparticle) gets
-    a refined spherical-particle diameter."""
+    radiation), with notes on what was assumed.  A curve that dies out within its r range
+    (:func:`pdfsg.predict.coherence_length_warning` on the whole curve: a nanoparticle, or
+    bulk data damped by a strong Qdamp) gets a refined spherical-particle diameter, for every
+    candidate alike."""
     from pdfsg.predict import coherence_length_warning
     from pdfsg.refine.fit import particle_diameter_estimate, prepare_data
 
@@ -134,8 +133,7 @@ def fit_data_for(
         notes.append(f"{source}: radiation unknown (header or --radiation); refined as X-ray")
     qdamp = settings_used.get("qdamp")
     diameter = None
-    short = np.asarray(r) <= COHERENCE_RMAX  # the predictor's criterion, on its r range
-    if coherence_length_warning(np.asarray(r)[short], np.asarray(g)[short], source):
+    if coherence_length_warning(np.asarray(r), np.asarray(g), source):
         diameter = particle_diameter_estimate(r, g)
         notes.append(
             f"{source}: G(r) dies out; spherical-particle diameter refined (start {diameter:.0f} Å)"
