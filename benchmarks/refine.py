@@ -63,8 +63,7 @@ def _row(path: str, known: int | None, prediction, result, seconds: float, top: 
 
     groups = [(p.space_group, p.symbol, p.probability) for p in prediction.predictions[:top]]
     sweep = {
-        str(t): _rank([g.space_group for g in combine(groups, result.fits, t)], known)
-        for t in TAUS
+        str(t): _rank([g.space_group for g in combine(groups, result.fits, t)], known) for t in TAUS
     }
     best = result.best
     return {
@@ -84,10 +83,9 @@ def _row(path: str, known: int | None, prediction, result, seconds: float, top: 
 
 
 def _refine_file(predictor, path, composition, known, library, settings, top, workers):
+    from pdfsg.errors import PdfsgError
     from pdfsg.io import read_pdf_file
     from pdfsg.refine import refine_prediction
-
-    from pdfsg.errors import PdfsgError
 
     t = time.perf_counter()
     prediction = predictor.predict_file(path, composition=composition, top=0)
