@@ -30,6 +30,7 @@ No heavy imports: this module is on the prediction path.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -123,7 +124,8 @@ def encode_many(compositions: list[Mapping[str, float] | None]) -> np.ndarray:
     return out
 
 
-def _neighbours(z: int) -> list[int]:
+@functools.cache
+def _neighbours(z: int) -> tuple[int, ...]:
     """Element numbers that commonly replace ``z`` in a crystal: the same group one period
     up or down (for the f block: the element 32 places away), and the next element on
     either side in the same period."""
@@ -136,10 +138,8 @@ def _neighbours(z: int) -> list[int]:
             or (p == period and abs(other - z) == 1)
         ):
             out.append(other)
-    return out
+    return tuple(out)
 
-
-_NEIGHBOURS = {z: _neighbours(z) for z in range(1, N_ELEMENTS + 1)}
 #: elements users most often dope with (a dopant drawn at random from these)
 _DOPANTS = tuple(
     Z_OF[s]
@@ -176,7 +176,7 @@ def perturb(
     present = {Z_OF[k] for k in comp}
     if rng.random() < p_substitute:
         host = list(comp)[int(rng.integers(len(comp)))]
-        options = [z for z in _NEIGHBOURS[Z_OF[host]] if z not in present]
+        options = [z for z in _neighbours(Z_OF[host]) if z not in present]
         if options:
             guest = ELEMENTS[options[int(rng.integers(len(options)))] - 1]
             moved = comp[host] * float(rng.uniform(0.02, max_substitute))
