@@ -264,3 +264,70 @@ def test_loaded_network_predicts_without_torch_and_equals_the_torch_engine(tmp_p
 def test_net_classifier_needs_networks_or_states():
     with pytest.raises(ModelError, match="either networks or states"):
         NetClassifier("pdfsg-net", LABELS, PdfParams(), PdfsgNetConfig(n_classes=5).to_dict())
+
+
+def _ensemble_folder(tmp_path, members: list, calibration: dict | None = None):
+    """An ``ensemble`` model folder over saved member folders (as the recipe writes it)."""
+    import json
+    import os
+
+    from pdfsg.artifact import FORMAT, FORMAT_VERSION
+
+    folders = [save_model(tmp_path / f"m{i}", m) for i, m in enumerate(members)]
+    out = tmp_path / "ens"
+    out.mkdir()
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": "ens",
+        "kind": "ensemble",
+        "config": {},
+        "weights": [],
+        "members": [os.path.relpath(f, out) for f in folders],
+        "labels": list(LABELS),
+        "params": members[0].params.to_dict(),
+    }
+    if calibration:
+        manifest["calibration"] = calibration
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_an_ensemble_folder_averages_its_members_and_applies_its_calibration(tmp_path):
+    from pdfsg.calibration import apply_temperature
+    from pdfsg.models import EnsembleClassifier
+
+    params = PdfParams()
+    a, b = _net_classifier("pdfsg-net", params, 1), _logreg_classifier("x", params)
+    X = np.random.default_rng(0).random((4, params.npoints)).astype(np.float32)
+    mean = (a.predict_proba(X) + b.predict_proba(X)) / 2
+    cal = {"modes": {"g_only": {"temperature": 2.0, "conformal_threshold": 0.1}}}
+    ens = load_model(_ensemble_folder(tmp_path, [a, b], cal))
+    assert isinstance(ens, EnsembleClassifier) and not ens.uses_composition
+    np.testing.assert_allclose(ens.predict_proba(X, calibrated=False), mean, atol=1e-6)
+    np.testing.assert_allclose(ens.predict_proba(X), apply_temperature(mean, 2.0), atol=1e-6)
+    assert ens.calibration(False)["conformal_threshold"] == 0.1
+    assert not ens.variable_length  # a logistic regression needs the whole grid
+
+
+def test_an_ensemble_with_a_missing_member_is_a_one_line_error(tmp_path):
+    import shutil
+
+    params = PdfParams()
+    folder = _ensemble_folder(tmp_path, [_logreg_classifier("x", params)])
+    shutil.rmtree(tmp_path / "m0")
+    with pytest.raises(ModelError, match=r"member '\.\./m0' not found"):
+        load_model(folder)
+
+
+def test_calibration_rows_are_named_by_a_rule():
+    from pdfsg.calibration import in_share, used_for_calibration
+
+    ids = [f"mp-{i}" for i in range(3000)]
+    share = np.mean([in_share(i, 1 / 3, "cal") for i in ids])
+    assert 0.3 < share < 0.37
+    assert in_share("mp-7#aug2", 0.5, "cal") == in_share("mp-7", 0.5, "cal")
+    manifest = {"calibration": {"held_out_test_rows": {"fraction": 1 / 3, "seed": "cal"}}}
+    mask = used_for_calibration(manifest, ids)
+    assert mask.sum() == sum(in_share(i, 1 / 3, "cal") for i in ids)
+    assert not used_for_calibration({}, ids).any()

@@ -176,6 +176,7 @@ def assemble(
     the datasets themselves), so a merged dataset can use its inputs' copies.  Every row of
     the ``train_only`` datasets (synthetic crystals) is a training row, clean.
     """
+    from pdfsg.calibration import in_share
     from pdfsg.datasets import Dataset, read_dataset
     from pdfsg.preprocess import normalize_minmax
 
@@ -207,7 +208,7 @@ def assemble(
         for i in range(len(ds)):
             rows = [ds.G[i]]
             split = 0 if only_train else int(ds.split[i])
-            if split == 0 and has_test and _held_out(str(ds.ids[i]), val_fraction, seed):
+            if split == 0 and has_test and in_share(str(ds.ids[i]), val_fraction, seed):
                 split = 2
             if split == 0 and ds.ids[i] in aug:
                 rows += list(aug[ds.ids[i]])
@@ -262,17 +263,6 @@ def assemble(
         params=new_params,
         labels=tuple(labels),
     )
-
-
-def _held_out(identifier: str, fraction: float, seed: int) -> bool:
-    """Whether a structure is in the validation share (a hash of id and seed: the same
-    answer in every run and r range)."""
-    if fraction <= 0:
-        return False
-    import hashlib
-
-    h = hashlib.sha256(f"{seed}:{identifier}".encode()).digest()
-    return int.from_bytes(h[:8], "little") / 2**64 < fraction
 
 
 def _augment_config(copies: int) -> dict:
@@ -347,6 +337,13 @@ def cmd_finish(args: argparse.Namespace) -> None:
     finish(Path(args.out), _assembled(args))
 
 
+def _product(net: np.ndarray, log_ratio: np.ndarray, power: float) -> np.ndarray:
+    """p_net · exp(power · log_ratio), normalised (the memory's product of experts)."""
+    logp = np.log(np.clip(net, 1e-12, None)) + power * log_ratio
+    p = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
 def tune_memory(run: Path, ds) -> dict:
     """Build the composition memory of a run from its training rows (distinct formula and
     group) and choose its settings on the validation rows by negative log-likelihood of
@@ -373,9 +370,7 @@ def tune_memory(run: Path, ds) -> dict:
             mem = memory.with_settings(stoich_weight=stoich, tau=tau)
             ratio = np.log(mem.proba(comp) / mem.prior)
             for power in (0.0, 0.25, 0.5, 0.75, 1.0):
-                logp = np.log(np.clip(net, 1e-12, None)) + power * ratio
-                p = np.exp(logp - logp.max(axis=1, keepdims=True))
-                p /= p.sum(axis=1, keepdims=True)
+                p = _product(net, ratio, power)
                 acc = top_k_accuracy(p, y)
                 trials.append(
                     {
@@ -422,6 +417,17 @@ def calibrate(run: Path, ds, alpha: float = 0.1) -> dict:
     record it in the artifact's manifest: a temperature per input mode (G(r) only; G(r) +
     composition for a composition-aware model) and the split-conformal threshold of the
     (1 - alpha) prediction set after temperature scaling."""
+    val = np.flatnonzero(ds.split == 2)
+    where = (
+        "real training structures held out by id hash (--val-fraction), clean curves, never "
+        "trained on"
+    )
+    return _fit_calibration(_artifact_dir(run), ds, val, where, alpha)
+
+
+def _fit_calibration(folder: Path, ds, rows, where: str, alpha: float, extra=None) -> dict:
+    """Temperature per input mode and conformal threshold on ``rows`` of ``ds`` (clean
+    curves cut to the model's grid), written into ``folder``'s manifest."""
     from pdfsg.artifact import load_model
     from pdfsg.calibration import (
         apply_temperature,
@@ -431,23 +437,22 @@ def calibrate(run: Path, ds, alpha: float = 0.1) -> dict:
         reliability,
     )
     from pdfsg.composition_vector import encode_many
+    from pdfsg.preprocess import normalize_minmax
     from pdfsg.train import formula_compositions
 
-    folder = _artifact_dir(run)
     model = load_model(folder)
-    model.manifest.pop("calibration", None)
-    val = np.flatnonzero(ds.split == 2)
-    X, y = ds.X[val], ds.class_index()[val]
+    X = normalize_minmax(ds.G[rows][:, : model.params.npoints]).astype(np.float32)
+    y = ds.class_index()[rows]
     modes = {"g_only": None}
     if getattr(model, "uses_composition", False):
-        modes["composition"] = encode_many(formula_compositions(ds.formula[val]))
+        modes["composition"] = encode_many(formula_compositions(ds.formula[rows]))
     record = {
         "method": "temperature scaling (NLL) per input mode; split-conformal least-ambiguous "
         f"sets at {1 - alpha:.0%} after scaling",
-        "validation_rows": int(val.size),
-        "validation": "real training structures held out by id hash (--val-fraction), clean "
-        "curves, never trained on",
+        "validation_rows": int(len(rows)),
+        "validation": where,
         "alpha": alpha,
+        **(extra or {}),
         "modes": {},
     }
     for mode, comp in modes.items():
@@ -468,6 +473,85 @@ def calibrate(run: Path, ds, alpha: float = 0.1) -> dict:
     path.write_text(json.dumps(manifest, indent=1) + "\n")
     print("calibration:", json.dumps(record["modes"]), flush=True)
     return record
+
+
+def cmd_ensemble(args: argparse.Namespace) -> None:
+    """One model of several installed ones (probabilities averaged; a composition-aware
+    member gets the composition), with the composition memory of ``--memory-from`` and a
+    calibration fitted on a share of the *test* rows (``--cal-fraction`` by id hash; some
+    members may have trained on the validation rows, e.g. pdfsg-v2's). Those test rows are
+    named in the manifest and left out of every reported metric."""
+    from pdfsg.artifact import FORMAT, FORMAT_VERSION, load_model
+    from pdfsg.calibration import in_share, negative_log_likelihood
+    from pdfsg.composition_memory import FILENAME
+    from pdfsg.composition_vector import encode_many
+    from pdfsg.datasets import read_dataset
+    from pdfsg.preprocess import normalize_minmax
+    from pdfsg.train import formula_compositions
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    members = [load_model(_artifact_dir(Path(m))) for m in args.members]
+    first = members[0]
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": out.name,
+        "kind": "ensemble",
+        "config": {},
+        "weights": [],
+        "members": [os.path.relpath(m.manifest["_folder"], out) for m in members],
+        "labels": list(first.labels),
+        "params": first.params.to_dict(),
+        "training": {
+            "ensemble_of_models": [
+                {"name": m.manifest.get("name"), "training": m.manifest.get("training", {})}
+                for m in members
+            ],
+            "note": "probabilities of the members averaged (each member one vote)",
+        },
+    }
+    memory_src = _artifact_dir(Path(args.memory_from)) if args.memory_from else None
+    if memory_src is not None:
+        shutil.copyfile(memory_src / FILENAME, out / FILENAME)
+        source_manifest = json.loads((memory_src / "manifest.json").read_text())
+        manifest["composition_memory"] = dict(source_manifest["composition_memory"])
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+    ds = read_dataset(args.dataset)
+    rows = np.array(
+        [
+            i
+            for i in np.flatnonzero(ds.split == 1)
+            if in_share(str(ds.ids[i]), args.cal_fraction, "cal")
+        ]
+    )
+    model = load_model(out)
+    if memory_src is not None:  # the memory's weight for this ensemble, on the same rows
+        X = normalize_minmax(ds.G[rows][:, : model.params.npoints]).astype(np.float32)
+        y = ds.class_index()[rows]
+        comp = encode_many(formula_compositions(ds.formula[rows]))
+        net = model.predict_proba(X, comp=comp, calibrated=False, memory=False)
+        mem = model.composition_memory
+        ratio = np.log(mem.proba(comp) / mem.prior)
+        best = None
+        for power in (0.0, 0.25, 0.5, 0.75, 1.0):
+            nll = negative_log_likelihood(_product(net, ratio, power), y)
+            if best is None or nll < best[1]:
+                best = (power, nll)
+        mem.with_settings(power=best[0]).save(out)
+        manifest["composition_memory"]["power"] = best[0]
+        manifest["composition_memory"]["chosen_by"] = (
+            "NLL of the ensemble's combination on its calibration rows"
+        )
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    where = (
+        f"{args.cal_fraction:.0%} of the clean test split by id hash (seed 'cal'), left out "
+        "of every reported test metric"
+    )
+    rule = {"held_out_test_rows": {"fraction": args.cal_fraction, "seed": "cal"}}
+    _fit_calibration(out, ds, rows, where, 0.1, extra=rule)
+    print(f"wrote {out}: {len(members)} members, calibrated on {rows.size} test rows")
 
 
 def cmd_combine(args: argparse.Namespace) -> None:
@@ -804,6 +888,13 @@ def main(argv: list[str] | None = None) -> None:
     _assemble_args(f)
     f.add_argument("--out", required=True)
     f.set_defaults(func=cmd_finish)
+    en = sub.add_parser("ensemble", help="one model of several installed ones, calibrated")
+    en.add_argument("members", nargs="+", help="model folders")
+    en.add_argument("--out", required=True)
+    en.add_argument("--memory-from", help="run whose composition memory the ensemble uses")
+    en.add_argument("--dataset", required=True, help="dataset whose test rows calibrate")
+    en.add_argument("--cal-fraction", type=float, default=1 / 3)
+    en.set_defaults(func=cmd_ensemble)
     e = sub.add_parser("combine")
     e.add_argument("runs", nargs="+")
     e.add_argument("--out", required=True)

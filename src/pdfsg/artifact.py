@@ -324,6 +324,8 @@ def load_model(
         labels = tuple(int(v) for v in manifest["labels"])
     except (ParamsError, TypeError, ValueError) as exc:
         raise ModelError(f"{folder / MANIFEST}: invalid params or labels ({exc})") from None
+    if kind == "ensemble":
+        return _load_ensemble(folder, manifest, params, labels, device=device, verify=verify)
     weights = manifest["weights"]
     if not isinstance(weights, list) or not weights:
         raise ModelError(f"{folder / MANIFEST}: no weight files listed")
@@ -398,6 +400,26 @@ def load_model(
         manifest=manifest,
         device=device,
     )
+
+
+def _load_ensemble(folder: Path, manifest: dict, params, labels, *, device: str, verify: bool):
+    """An ``ensemble`` folder: its members are other model folders, named relative to it
+    (``"../pdfsg-v2-r30"``), loaded and checked against the ensemble's labels and grid."""
+    from pdfsg.models import EnsembleClassifier
+
+    names = manifest.get("members")
+    if not isinstance(names, list) or not names:
+        raise ModelError(f"{folder / MANIFEST}: an ensemble lists no members")
+    members = []
+    for name in names:
+        sub = (folder / str(name)).resolve()
+        if not (sub / MANIFEST).is_file():
+            raise ModelError(f"{folder / MANIFEST}: member {name!r} not found at {sub}")
+        member = load_model(sub, device=device, verify=verify)
+        if tuple(member.labels) != labels or not member.params.same_grid_and_physics(params):
+            raise ModelError(f"{sub}: other labels or grid than the ensemble {folder}")
+        members.append(member)
+    return EnsembleClassifier(members, manifest)
 
 
 def copy_model(

@@ -120,3 +120,28 @@ def prediction_set(proba_row: np.ndarray, threshold: float) -> np.ndarray:
     order = np.argsort(-proba_row, kind="stable")
     keep = order[proba_row[order] >= threshold]
     return keep if keep.size else order[:1]
+
+
+def in_share(identifier: str, fraction: float, seed: int | str = 0) -> bool:
+    """Whether a structure id falls in a ``fraction`` share chosen by hash (sha256 of
+    ``"{seed}:{id}"``): the same answer in every run, r range and session, so held-out rows
+    can be named by a rule instead of a list.  Augmented ids (``mp-1#aug2``) follow their
+    parent."""
+    if fraction <= 0:
+        return False
+    import hashlib
+
+    parent = str(identifier).split("#", 1)[0]
+    h = hashlib.sha256(f"{seed}:{parent}".encode()).digest()
+    return int.from_bytes(h[:8], "little") / 2**64 < fraction
+
+
+def used_for_calibration(manifest: dict, identifiers) -> np.ndarray:
+    """Mask of the rows (by id) that a model's calibration was fitted on: test rows used so
+    must be left out of every reported metric.  All False for a model calibrated on rows of
+    its own validation split (those are not test rows)."""
+    rule = (manifest.get("calibration") or {}).get("held_out_test_rows")
+    ids = [str(i) for i in identifiers]
+    if not rule:
+        return np.zeros(len(ids), dtype=bool)
+    return np.array([in_share(i, float(rule["fraction"]), rule["seed"]) for i in ids])

@@ -108,6 +108,49 @@ def _check_input(X: np.ndarray, npoints: int, start: int, variable: bool, what: 
     return X
 
 
+def _calibration(manifest: dict[str, Any], composition_known: bool) -> dict[str, Any] | None:
+    """One input mode's entry of ``manifest["calibration"]["modes"]``, or None."""
+    modes = (manifest.get("calibration") or {}).get("modes") or {}
+    return modes.get("composition" if composition_known else "g_only")
+
+
+def _load_memory(manifest: dict[str, Any]) -> Any:
+    """The composition memory a manifest lists, from the model's folder (None if none)."""
+    from pdfsg.composition_memory import FILENAME, CompositionMemory
+
+    folder = manifest.get("_folder")
+    if not (manifest.get("composition_memory") and folder):
+        return None
+    path = Path(folder) / FILENAME
+    if not path.is_file():
+        raise ModelError(f"{path}: missing (the manifest lists a composition memory)")
+    return CompositionMemory.load(path)
+
+
+def _with_memory(proba: np.ndarray, comp: np.ndarray | None, memory: Any) -> np.ndarray:
+    """Rows with a known composition combined with the composition memory, if any."""
+    if comp is None or memory is None:
+        return proba
+    known = comp[:, -1] > 0
+    if known.any():
+        proba[known] = memory.combine(proba[known], comp[known])
+    return proba
+
+
+def _calibrate(proba: np.ndarray, comp: np.ndarray | None, calibration: Any) -> np.ndarray:
+    """Temperature scaling per row, by whether the row's composition is known
+    (``calibration(known) -> dict | None``)."""
+    from pdfsg.calibration import apply_temperature
+
+    known = np.zeros(proba.shape[0], bool) if comp is None else comp[:, -1] > 0
+    for flag in (False, True):
+        cal = calibration(flag)
+        rows = known == flag
+        if cal and rows.any() and cal.get("temperature", 1.0) != 1.0:
+            proba[rows] = apply_temperature(proba[rows], float(cal["temperature"]))
+    return proba
+
+
 @dataclass
 class LogRegClassifier:
     """Elastic-net logistic regression on ``feature`` ``"x"`` or ``"x2"``."""
@@ -312,46 +355,15 @@ class NetClassifier:
         """The manifest's calibration of one input mode (``temperature``,
         ``conformal_threshold``, ...; see ``tools/shipped_model.py calibrate``), or None for
         an uncalibrated model."""
-        modes = (self.manifest.get("calibration") or {}).get("modes") or {}
-        mode = "composition" if composition_known and self.uses_composition else "g_only"
-        return modes.get(mode)
+        return _calibration(self.manifest, composition_known and self.uses_composition)
 
     @property
     def composition_memory(self) -> Any:
         """The :class:`pdfsg.composition_memory.CompositionMemory` stored beside the model
         (``manifest["composition_memory"]``), loaded on first use; None when there is none."""
         if not hasattr(self, "_memory"):
-            from pdfsg.composition_memory import FILENAME, CompositionMemory
-
-            folder = self.manifest.get("_folder")
-            self._memory = None
-            if self.manifest.get("composition_memory") and folder:
-                path = Path(folder) / FILENAME
-                if not path.is_file():
-                    raise ModelError(f"{path}: missing (the manifest lists a composition memory)")
-                self._memory = CompositionMemory.load(path)
+            self._memory = _load_memory(self.manifest)
         return self._memory
-
-    def _with_memory(self, proba: np.ndarray, comp: np.ndarray | None) -> np.ndarray:
-        """Rows with a known composition combined with the composition memory, if any."""
-        if comp is None or self.composition_memory is None:
-            return proba
-        known = comp[:, -1] > 0
-        if known.any():
-            proba[known] = self.composition_memory.combine(proba[known], comp[known])
-        return proba
-
-    def _calibrate(self, proba: np.ndarray, comp: np.ndarray | None) -> np.ndarray:
-        """Temperature scaling per row, by whether the row's composition is known."""
-        from pdfsg.calibration import apply_temperature
-
-        known = np.zeros(proba.shape[0], bool) if comp is None else comp[:, -1] > 0
-        for flag in (False, True):
-            cal = self.calibration(flag)
-            rows = known == flag
-            if cal and rows.any() and cal.get("temperature", 1.0) != 1.0:
-                proba[rows] = apply_temperature(proba[rows], float(cal["temperature"]))
-        return proba
 
     def predict_proba(
         self,
@@ -395,8 +407,8 @@ class NetClassifier:
         else:
             out = self._predict_torch(X, start, comp)
         if memory:
-            out = self._with_memory(out, comp)
-        return self._calibrate(out, comp) if calibrated else out
+            out = _with_memory(out, comp, self.composition_memory)
+        return _calibrate(out, comp, self.calibration) if calibrated else out
 
     def _predict_torch(self, X: np.ndarray, start: int, comp: np.ndarray | None) -> np.ndarray:
         import torch
@@ -421,3 +433,86 @@ class NetClassifier:
                     )
         out /= self.n_members
         return out
+
+
+class EnsembleClassifier:
+    """Several trained models of one label set and grid as one: their probabilities
+    averaged (each composition-aware member gets the composition, the others G(r) alone),
+    then the ensemble's own composition memory and calibration (its manifest), so that
+    G(r)-only networks trained on more data and a composition-aware one serve together.
+
+    ``members`` are loaded models (:func:`pdfsg.artifact.load_model`); ``manifest`` is the
+    ensemble folder's (``kind: "ensemble"``).
+    """
+
+    kind = "ensemble"
+
+    def __init__(self, members: Sequence[Any], manifest: dict[str, Any]) -> None:
+        if not members:
+            raise ModelError("an ensemble needs at least one member")
+        first = members[0]
+        for m in members[1:]:
+            if tuple(m.labels) != tuple(first.labels):
+                raise ModelError("the members of an ensemble must share one label set")
+            if not m.params.same_grid_and_physics(first.params):
+                raise ModelError("the members of an ensemble must share one r grid")
+        self.members = list(members)
+        self.labels = tuple(first.labels)
+        self.params = first.params
+        self.manifest = manifest
+        self.config: dict[str, Any] = {"members": [m.manifest.get("name") for m in members]}
+
+    def __repr__(self) -> str:
+        return f"EnsembleClassifier(members={self.config['members']})"
+
+    @property
+    def npoints(self) -> int:
+        return self.params.npoints
+
+    @property
+    def variable_length(self) -> bool:
+        return all(m.variable_length for m in self.members)
+
+    @property
+    def composition_dim(self) -> int:
+        return max(int(getattr(m, "composition_dim", 0)) for m in self.members)
+
+    @property
+    def uses_composition(self) -> bool:
+        return self.composition_dim > 0
+
+    def calibration(self, composition_known: bool) -> dict[str, Any] | None:
+        return _calibration(self.manifest, composition_known and self.uses_composition)
+
+    @property
+    def composition_memory(self) -> Any:
+        if not hasattr(self, "_memory"):
+            self._memory = _load_memory(self.manifest)
+        return self._memory
+
+    def predict_proba(
+        self,
+        X: np.ndarray,
+        start: int = 0,
+        comp: np.ndarray | None = None,
+        *,
+        calibrated: bool = True,
+        memory: bool = True,
+    ) -> np.ndarray:
+        """Mean of the members' uncalibrated probabilities, then the ensemble's composition
+        memory (rows with a known composition) and temperature (see
+        :meth:`NetClassifier.predict_proba` for the arguments)."""
+        out = np.zeros((np.asarray(X).shape[0], len(self.labels)), dtype=np.float64)
+        for m in self.members:
+            if getattr(m, "uses_composition", False):
+                out += m.predict_proba(X, start, comp, calibrated=False, memory=False)
+            elif m.variable_length:
+                out += m.predict_proba(X, start, calibrated=False)
+            else:
+                out += m.predict_proba(X, start)
+        out /= len(self.members)
+        if comp is not None:
+            comp = np.atleast_2d(np.asarray(comp, dtype=np.float32))
+        if memory:
+            out = _with_memory(out, comp, self.composition_memory)
+        return _calibrate(out, comp, self.calibration) if calibrated else out
