@@ -663,6 +663,7 @@ def cmd_card(args: argparse.Namespace) -> None:
     copies, measured PDFs; G(r) alone and with the composition) and write the metrics into
     its manifest and a model card (README.md)."""
     from pdfsg.artifact import load_model
+    from pdfsg.calibration import used_for_calibration
     from pdfsg.datasets import read_dataset
     from pdfsg.predict import resolve_model_paths
     from pdfsg.preprocess import normalize_minmax
@@ -674,12 +675,15 @@ def cmd_card(args: argparse.Namespace) -> None:
         model = load_model(folder)
         n = model.params.npoints
         test = np.flatnonzero(ds.split == 1)
+        calib = used_for_calibration(model.manifest, ds.ids[test])
+        test = test[~calib]  # rows the model was calibrated on are not test rows
         Xc = normalize_minmax(ds.G[test][:, :n]).astype(np.float32)
         yc = ds.class_index()[test]
         metrics = {
             "real_structures_test": {
                 "dataset": str(Path(args.dataset).name),
                 "settings": "paper Table 2, clean",
+                "left_out_as_calibration_rows": int(calib.sum()),
                 **_scores(model, Xc, yc, ds.formula[test]),
             }
         }
@@ -692,6 +696,8 @@ def cmd_card(args: argparse.Namespace) -> None:
         Xa, ya, parent = augmented_test_set(
             ds, [Path(p) for p in args.aug_from], args.copies, model.params.rmax
         )
+        keep = np.isin(parent, test)
+        Xa, ya, parent = Xa[keep], ya[keep], parent[keep]
         metrics["real_structures_test_augmented"] = {
             "settings": "measurement-realism copies of the test structures (pdfsg.augment)",
             **_scores(model, Xa, ya, ds.formula[parent]),
@@ -708,7 +714,7 @@ def cmd_card(args: argparse.Namespace) -> None:
             }
         manifest["metrics"] = metrics
         manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
-        write_card(folder, manifest)
+        write_card(folder, manifest, int(getattr(model, "composition_dim", 0)))
         print(folder.name, json.dumps(manifest["metrics"]), flush=True)
 
 
@@ -719,10 +725,17 @@ def _synthetic_rows(training: dict) -> int:
     return sum(int(s.get("n", 0)) for s in extra)
 
 
+def _flat_runs(training: dict) -> list[dict]:
+    """The training runs behind a model: itself, the runs combined into it, or (an ensemble
+    of models) each member's runs, as ``{"training": ...}`` entries."""
+    if training.get("ensemble_of_models"):
+        return [r for m in training["ensemble_of_models"] for r in _flat_runs(m["training"])]
+    return training.get("ensemble_of_runs") or [{"training": training}]
+
+
 def _source_lines(manifest: dict) -> list[str]:
     """The card's lines on what the model was trained on, from the manifest."""
-    training = manifest.get("training", {})
-    runs = training.get("ensemble_of_runs") or [{"training": training}]
+    runs = _flat_runs(manifest.get("training", {}))
     lines = []
     for k, run in enumerate(runs):
         ds = run["training"].get("dataset", {})
@@ -751,6 +764,19 @@ def _source_lines(manifest: dict) -> list[str]:
     return lines
 
 
+def _memory_line(manifest: dict) -> list[str]:
+    mem = manifest.get("composition_memory")
+    if not mem:
+        return []
+    return [
+        f"- **Composition memory** (`pdfsg.composition_memory`): {mem['entries']:,} "
+        "distinct training compositions; with a known composition the answer is the "
+        f"product of the networks' and the {mem['k']} nearest compositions' vote (power "
+        f"{mem['power']:g}, stoichiometry weight {mem['stoich_weight']:g}, tau {mem['tau']:g}; "
+        f"{mem['chosen_by']})."
+    ]
+
+
 def _metric_rows(m: dict) -> list[str]:
     rows = []
     names = {
@@ -771,15 +797,19 @@ def _metric_rows(m: dict) -> list[str]:
     return rows
 
 
-def write_card(folder: Path, manifest: dict) -> None:
+def write_card(folder: Path, manifest: dict, composition_dim: int = 0) -> None:
     p = manifest["params"]
     m = manifest["metrics"]
-    comp_dim = int(manifest.get("config", {}).get("composition_dim", 0) or 0)
+    comp_dim = composition_dim
+    what = f"`{manifest['kind']}` classifier"
+    if manifest["kind"] == "ensemble":
+        names = ", ".join(f"`{Path(m).name}`" for m in manifest.get("members", []))
+        what = f"an ensemble of {names} (probabilities averaged, one vote each)"
     lines = [
         f"# Model card: {folder.name}",
         "",
-        f"- **What**: `{manifest['kind']}` classifier over the paper's 45 space groups "
-        "(labels in order in `manifest.json`).",
+        f"- **What**: {what}, over the paper's 45 space groups (labels in order in "
+        "`manifest.json`).",
         f"- **Input**: G(r) on r = {p['rmin']:g} + k·{p['rstep']:.5f} Å up to {p['rmax']:g} Å "
         f"(min–max normalised, paper eq. 4), band-limited "
         f"to Qmax = {p['qmax']:g} 1/Å by `pdfsg.preprocess`"
@@ -800,6 +830,7 @@ def write_card(folder: Path, manifest: dict) -> None:
         "training row shares a test row's formula and group. Each training structure is seen "
         "clean (paper Table 2 settings) and in 4 measurement-realism copies (`pdfsg.augment`).",
         *_source_lines(manifest),
+        *_memory_line(manifest),
         "- **Recipe**: `tools/shipped_model.py` (every step, resumable).",
         "",
         "## Measured accuracy",
