@@ -34,8 +34,17 @@ Steps (each resumes where it stopped; run them in order)::
           work/wbm_paper45.h5 --aug-from $AUG --rmax $R --epochs 15 --model pdfsg-net-comp \
           --val-fraction 0.1 --out work/c-r$R     # calibration is fitted at the end
     done
-    # 4. copy the artifacts into the package and write the family file
-    python tools/shipped_model.py install work/c-r30 work/c-r20 --name pdfsg-v3
+    # 4. copy the networks into the package; per r range one ensemble of the
+    #    composition-aware network and pdfsg-v2 (G(r) only, trained also on synthetic
+    #    crystals), with the network's composition memory, calibrated on a third of the
+    #    test split (pdfsg-v2 trained on the validation rows); the family file
+    python tools/shipped_model.py install work/c-r30 work/c-r20 --name pdfsg-v3-net
+    P=src/pdfsg/pretrained
+    for R in 30 20; do
+      python tools/shipped_model.py ensemble $P/pdfsg-v3-net-r$R $P/pdfsg-v2-r$R \
+          --out $P/pdfsg-v3-r$R --memory-from work/c-r$R --dataset work/mp_paper45.h5
+    done
+    python tools/shipped_model.py family pdfsg-v3 pdfsg-v3-r30 pdfsg-v3-r20 --default
     # 5. measure and write the model cards
     python benchmarks/experimental.py
     python benchmarks/composition.py work/mp_paper45.h5 --mpts52 work/mpts52_paper45.h5
@@ -601,6 +610,24 @@ def cmd_combine(args: argparse.Namespace) -> None:
     print(f"wrote {folder}: {len(clf.networks)} networks from {len(runs)} runs")
 
 
+def write_family(root: Path, name: str, members: list[str], default: bool) -> None:
+    """``<root>/<name>.json`` listing the family's model folders (longest r range first by
+    the Predictor), and ``default.json`` too when it is to be the shipped default."""
+    family = json.dumps({"models": members}, indent=1) + "\n"
+    (root / f"{name}.json").write_text(family)
+    if default:
+        (root / "default.json").write_text(family)
+    print(f"family {name}: {members}" + (" (default)" if default else ""))
+
+
+def cmd_family(args: argparse.Namespace) -> None:
+    root = Path(__file__).resolve().parents[1] / "src" / "pdfsg" / "pretrained"
+    for m in args.members:
+        if not (root / m / "manifest.json").is_file():
+            raise SystemExit(f"{root / m}: not an installed model")
+    write_family(root, args.name, list(args.members), default=args.default)
+
+
 def cmd_install(args: argparse.Namespace) -> None:
     root = Path(__file__).resolve().parents[1] / "src" / "pdfsg" / "pretrained"
     names = []
@@ -617,9 +644,7 @@ def cmd_install(args: argparse.Namespace) -> None:
         manifest["name"] = name
         (dest / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         names.append(name)
-    family = json.dumps({"models": names}, indent=1) + "\n"
-    (root / f"{args.name}.json").write_text(family)  # the family by its own name
-    (root / "default.json").write_text(family)  # and as the default
+    write_family(root, args.name, names, default=args.default)
     print("installed", names, "into", root)
 
 
@@ -933,7 +958,13 @@ def main(argv: list[str] | None = None) -> None:
     i = sub.add_parser("install")
     i.add_argument("runs", nargs="+")
     i.add_argument("--name", default="pdfsg-v2")
+    i.add_argument("--default", action="store_true", help="also make it the default family")
     i.set_defaults(func=cmd_install)
+    fa = sub.add_parser("family", help="write a family file of installed models")
+    fa.add_argument("name")
+    fa.add_argument("members", nargs="+")
+    fa.add_argument("--default", action="store_true", help="also make it the default family")
+    fa.set_defaults(func=cmd_family)
     c = sub.add_parser("card")
     c.add_argument("dataset")
     c.add_argument("--aug-from", nargs="+", required=True)
