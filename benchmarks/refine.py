@@ -41,7 +41,8 @@ import numpy as np
 
 #: files of the measured set without one space group
 NOT_SINGLE_PHASE = ("Au144", "Si90Ni10")
-TAUS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, math.inf)
+TAUS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, math.inf)
+FORMS = ("difference", "ratio")
 
 
 def _rank(order: list[int], known: int | None) -> int | None:
@@ -63,7 +64,9 @@ def _row(path: str, known: int | None, prediction, result, seconds: float, top: 
 
     groups = [(p.space_group, p.symbol, p.probability) for p in prediction.predictions[:top]]
     sweep = {
-        str(t): _rank([g.space_group for g in combine(groups, result.fits, t)], known) for t in TAUS
+        f"{form} {t}": _rank([g.space_group for g in combine(groups, result.fits, t, form)], known)
+        for form in FORMS
+        for t in TAUS
     }
     best = result.best
     return {
@@ -75,6 +78,7 @@ def _row(path: str, known: int | None, prediction, result, seconds: float, top: 
         "known_best_rw": min(
             (f.rw for f in result.fits if f.ok and f.space_group == known), default=None
         ),
+        "groups": [[g.space_group, round(g.probability, 5), g.best_rw] for g in result.groups],
         "candidates": len(result.fits),
         "failed": sum(not f.ok for f in result.fits),
         "seconds": round(seconds, 2),
@@ -101,7 +105,7 @@ def _refine_file(predictor, path, composition, known, library, settings, top, wo
             "file": Path(path).name, "known": known, "error": str(exc), "best": None,
             "ranks": {"model": _rank(model[:top], known), "fit": None,
                       "combined": _rank(model[:top], known), "top": top},
-            "tau_sweep": {str(t): _rank(model[:top], known) for t in TAUS},
+            "tau_sweep": {f"{f} {t}": _rank(model[:top], known) for f in FORMS for t in TAUS},
             "known_best_rw": None, "seconds": round(time.perf_counter() - t, 2),
         }  # fmt: skip
     return _row(str(path), known, prediction, result, time.perf_counter() - t, top)
@@ -119,7 +123,7 @@ def _summary(rows: list[dict]) -> dict:
             "top6": sum(x is not None and x <= 6 for x in r),
         }
     out["tau_sweep_top1"] = {
-        str(t): sum(row["tau_sweep"][str(t)] == 1 for row in rows) for t in TAUS
+        key: sum(row["tau_sweep"][key] == 1 for row in rows) for key in rows[0]["tau_sweep"]
     }
     secs = [row["seconds"] for row in rows]
     out["seconds"] = {"median": float(np.median(secs)), "max": float(np.max(secs))}
@@ -203,7 +207,9 @@ def main() -> None:
     settings = FitSettings(max_seconds=args.max_seconds)
     report: dict = {
         "library": {"path": str(args.library or "shipped"), "entries": len(library)},
-        "model": args.model,
+        "model": ", ".join(
+            str((m.manifest or {}).get("name", args.model)) for m in predictor.models
+        ),
         "top": args.top,
         "workers": args.workers,
         "max_seconds_per_candidate": args.max_seconds,
@@ -250,7 +256,7 @@ def main() -> None:
 
 
 def _markdown(report: dict) -> str:
-    from pdfsg.refine.rank import TAU
+    from pdfsg.refine.rank import FORM, TAU
 
     lines = [
         "# predict --refine: model alone, fit alone, combined",
@@ -258,7 +264,7 @@ def _markdown(report: dict) -> str:
         f"Library: {report['library']['path']} ({report['library']['entries']} structures); "
         f"model {report['model']}; top {report['top']} groups refined; "
         f"{report['workers']} worker; at most {report['max_seconds_per_candidate']:g} s per "
-        f"candidate; tau = {TAU:g}.  `python benchmarks/refine.py`",
+        f"candidate; penalty {FORM}, tau = {TAU:g}.  `python benchmarks/refine.py`",
         "",
         "| set | files | model top-1 | fit top-1 | combined top-1 | model top-6 | "
         "combined top-6 | s/file median (max) |",
@@ -276,13 +282,15 @@ def _markdown(report: dict) -> str:
             f"{s['combined']['top1']} | {s['model']['top6']} | {s['combined']['top6']} | "
             f"{s['seconds']['median']:.1f} ({s['seconds']['max']:.1f}) |"
         )
-    lines += ["", "Top-1 of the combination by tau (inf = the model alone):", ""]
-    lines.append("| set | " + " | ".join(str(t) for t in TAUS) + " |")
-    lines.append("| --- |" + " --- |" * len(TAUS))
+    lines += ["", "Top-1 of the combination by penalty form and tau (inf = the model alone):", ""]
+    lines.append("| set | form | " + " | ".join(str(t) for t in TAUS) + " |")
+    lines.append("| --- | --- |" + " --- |" * len(TAUS))
     for name, s in sets:
         if s.get("n"):
             sweep = s["tau_sweep_top1"]
-            lines.append(f"| {name} | " + " | ".join(str(sweep[str(t)]) for t in TAUS) + " |")
+            for form in FORMS:
+                cells = " | ".join(str(sweep[f"{form} {t}"]) for t in TAUS)
+                lines.append(f"| {name} | {form} | {cells} |")
     if "measured" in report:
         lines += ["", "## Measured files", "",
                   "| file | known | model | fit | combined | best fit | Rw of known | s |",

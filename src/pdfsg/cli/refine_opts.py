@@ -23,7 +23,8 @@ def add_refine_arguments(p: argparse.ArgumentParser) -> None:
         "--refine",
         action="store_true",
         help="refine candidates of the sample's composition in the top groups and rank the "
-        "groups by fit and probability (needs a composition: header or --composition)",
+        "groups by fit and probability (needs a composition: header or --composition); with "
+        "--plot PNG also draws data, fit and difference as PNG-<file stem>-fit.png",
     )
     g.add_argument(
         "--refine-top", type=int, default=6, metavar="K", help="groups to check (default 6)"

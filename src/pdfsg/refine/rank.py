@@ -25,6 +25,8 @@ from pdfsg.refine.fit import CandidateFit
 
 #: Rw difference [dimensionless] worth a factor e in the odds of a group
 TAU = 0.03
+#: ``"difference"``: penalty (Rw - Rw_min)/tau; ``"ratio"``: ln(Rw/Rw_min)/tau
+FORM = "difference"
 #: the Rw an untested group is taken to have (at least): fits of the right structure to
 #: measured data have Rw 0.05–0.25, of a wrong one 0.4–0.8
 RW_UNTESTED = 0.4
@@ -63,11 +65,13 @@ def combine(
     groups: Sequence[tuple[int, str, float]],
     fits: Sequence[CandidateFit],
     tau: float = TAU,
+    form: str = FORM,
 ) -> list[GroupScore]:
     """The combined ranking of ``groups`` ((number, symbol, probability), model order).
 
-    ``tau = inf`` gives the model's ranking, ``tau -> 0`` the fit's (ties and unfitted
-    groups by probability).
+    ``form`` is ``"difference"`` (penalty (Rw - Rw_min)/tau) or ``"ratio"`` (penalty
+    ln(Rw/Rw_min)/tau).  ``tau = inf`` gives the model's ranking, ``tau -> 0`` the fit's
+    (ties and unfitted groups by probability).
     """
     best = best_fits(fits)
     rws = [f.rw for f in best.values() if f.rw is not None]
@@ -78,9 +82,7 @@ def combine(
     for model_rank, (number, symbol, p) in enumerate(groups, 1):
         f = best.get(number)
         rw = f.rw if f is not None else None
-        penalty = ((rw if rw is not None else rw_missing) - rw_min) / tau if tau > 0 else 0.0
-        if math.isinf(tau):
-            penalty = 0.0
+        penalty = _penalty(rw if rw is not None else rw_missing, rw_min, tau, form)
         score = math.log(max(p, MIN_PROBABILITY)) - penalty
         rows.append(
             (
@@ -100,6 +102,14 @@ def combine(
         GroupScore(k, n, s, p, mr, rw, fr, sc, bc)
         for k, (_, mr, n, s, p, rw, fr, sc, bc) in enumerate(rows, 1)
     ]
+
+
+def _penalty(rw: float, rw_min: float, tau: float, form: str) -> float:
+    if math.isinf(tau) or tau <= 0:
+        return 0.0
+    if form == "ratio":
+        return math.log(max(rw, 1e-9) / max(rw_min, 1e-9)) / tau
+    return (rw - rw_min) / tau
 
 
 def fit_order(groups: Sequence[tuple[int, str, float]], fits: Sequence[CandidateFit]) -> list[int]:
