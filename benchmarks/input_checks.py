@@ -45,9 +45,7 @@ def _flags(result) -> dict[str, bool]:
 
 
 def _rates(flags: list[dict[str, bool]]) -> dict[str, float]:
-    return {k: round(float(np.mean([f[k] for f in flags])), 4) for k in CHECKS} | {
-        "n": len(flags)
-    }
+    return {k: round(float(np.mean([f[k] for f in flags])), 4) for k in CHECKS} | {"n": len(flags)}
 
 
 def main() -> None:

@@ -198,14 +198,17 @@ def test_evaluate_takes_the_shipped_names_and_lists_them(tmp_path, capsys):
     from pdfsg.predict import resolve_model_paths, shipped_model_names
 
     shipped = shipped_model_names()
-    assert {"default", "shipped", "pdfsg-v2", "pdfsg-v2-r30", "pdfsg-v2-r20"} <= set(shipped)
-    assert resolve_model_paths("shipped") == resolve_model_paths("pdfsg-v2")
+    assert {"default", "shipped", "pdfsg-v3", "pdfsg-v3-r30", "pdfsg-v2", "pdfsg-v2-r20"} <= set(
+        shipped
+    )
+    assert resolve_model_paths("shipped") == resolve_model_paths("pdfsg-v3")
     assert resolve_model_paths("shipped") == resolve_model_paths("default")
+    assert resolve_model_paths("pdfsg-v2")[0].name == "pdfsg-v2-r30"
 
     labels = tuple(json.loads((resolve_model_paths()[0] / "manifest.json").read_text())["labels"])
     data = make_dataset(tmp_path / "p45.h5", n_per_class=4, labels=labels)
     results = {}
-    for name in ("shipped", "pdfsg-v2"):
+    for name in ("pdfsg-v2-r30", "pdfsg-v2"):
         argv = ["evaluate", str(data), "--model", name, "--json", str(tmp_path / "m.json")]
         assert main(argv) == 0
         out, err = capsys.readouterr()
@@ -214,9 +217,13 @@ def test_evaluate_takes_the_shipped_names_and_lists_them(tmp_path, capsys):
         doc = json.loads((tmp_path / "m.json").read_text())
         assert doc["training_overlap"] == {"checked": False, "n": 45}
         results[name] = doc["top_k_accuracy"]
-    assert results["shipped"] == results["pdfsg-v2"]
+    assert results["pdfsg-v2-r30"] == results["pdfsg-v2"]
 
     assert main(["evaluate", str(data), "--model", "pdfsg-v9"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "model 'pdfsg-v9' not found" in err and "shipped: default, shipped, pdfsg-v2" in err
+    assert "model 'pdfsg-v9' not found" in err and "shipped: default, shipped" in err
+    assert "pdfsg-v2" in err and "pdfsg-v3-r30" in err
+    # the shipped default, an ensemble, evaluates too (its members record the training ids)
+    assert main(["evaluate", str(data), "--model", "shipped"]) == 0
+    assert "model pdfsg-v3-r30" in capsys.readouterr().out

@@ -70,6 +70,7 @@ def test_cached_filter_gives_the_blockwise_sum(monkeypatch):
     blocks = [preprocess.prepare_input(data.r, data.g * k, params, qmax_data=25.0) for k in (1, 2)]
     assert preprocess._filter_matrix.cache_info().hits == 1
     for a, b in zip(cached, blocks, strict=True):
-        assert np.allclose(a.g, b.g, rtol=0, atol=1e-12 * np.abs(b.g).max())
-        assert np.allclose(a.x, b.x, rtol=0, atol=1e-12)
+        # the blocked path sums sine products (preprocess._filter_long): equal to ~1e-11
+        assert np.allclose(a.g, b.g, rtol=0, atol=1e-10 * np.abs(b.g).max())
+        assert np.allclose(a.x, b.x, rtol=0, atol=1e-10)
     assert np.allclose(cached[1].g, 2 * cached[0].g, rtol=1e-12)

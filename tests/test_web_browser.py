@@ -101,11 +101,11 @@ def test_upload_page_ranks_files_and_renders_names_as_text(playwright_api, serve
             expect(page.locator("article.card p.pset")).to_contain_text("90% set: ")
             expect(page.locator("article.card p.answer")).to_contain_text("Answer: ")
 
-            # 1b. the composition field of the file: empty (the example's header gives none);
-            #     a typed formula is sent with the file and reported back
+            # 1b. the composition field of the file: filled from the example's header
+            #     (TiO2); a typed formula is sent with the file and reported back
             field = page.locator("article.card form.composition input")
-            expect(field).to_have_value("")
-            expect(page.locator("article.card .origin")).to_have_text("unknown")
+            expect(field).to_have_value("TiO2")
+            expect(page.locator("article.card .origin")).to_contain_text("from the file header")
             field.fill("Ti O2")
             field.press("Enter")
             expect(page.locator("article.card .origin")).to_have_text(

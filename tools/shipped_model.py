@@ -769,7 +769,8 @@ def _source_lines(manifest: dict) -> list[str]:
             if not isinstance(src, dict):
                 continue
             name = Path(str(src.get("file", "?"))).name
-            parts.append(f"`{name}` ({int(src.get('n', 0)):,} structures, {src.get('role')})")
+            role = src.get("role") or "splits kept"
+            parts.append(f"`{name}` ({int(src.get('n', 0)):,} structures, {role})")
         head = f"member {k + 1}: " if len(runs) > 1 else ""
         lines.append(
             f"- **Training rows** ({head}{int(ds.get('n_train', 0)):,} rows, clean + augmented "
@@ -781,11 +782,8 @@ def _source_lines(manifest: dict) -> list[str]:
             f"- **Synthetic crystals**: {n:,} PyXtal crystals (`pdfsg dataset build "
             "--synthetic`), every one a training row, clean curves only."
         )
-    if len(runs) > 1:
-        lines.append(
-            f"- **Ensemble**: {len(runs)} networks of the same architecture, softmax outputs "
-            "averaged."
-        )
+    if len(runs) > 1 and not manifest.get("training", {}).get("ensemble_of_models"):
+        lines.append(f"- **Ensemble**: {len(runs)} networks, probabilities averaged.")
     return lines
 
 
@@ -841,8 +839,9 @@ def write_card(folder: Path, manifest: dict, composition_dim: int = 0) -> None:
         + (
             f"; and the sample's composition when known ({comp_dim}-long vector of "
             "`pdfsg.composition_vector`: element, group and period fractions, number of "
-            "species, anonymised formula; all zeros = unknown). Trained with the composition "
-            "withheld for 30 % of rows and, for the rest, nominal versions of the formula "
+            "species, anonymised formula; all zeros = unknown) for the composition-aware "
+            "network, trained with the composition withheld for 30 % of rows and, for the "
+            "rest, nominal versions of the formula "
             "(jittered amounts, a chemical neighbour swapped in for up to 30 % of one "
             "element, a dopant at 0.5–3 %), so doped samples read like their parent."
             if comp_dim

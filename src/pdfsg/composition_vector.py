@@ -140,6 +140,7 @@ def _neighbours(z: int) -> tuple[int, ...]:
             out.append(other)
     return tuple(out)
 
+
 #: elements users most often dope with (a dopant drawn at random from these)
 _DOPANTS = tuple(
     Z_OF[s]

@@ -337,7 +337,7 @@ def _filter_long(
     With sin(qc(x ∓ u)) = sin(qc x) cos(qc u) ∓ cos(qc x) sin(qc u) the kernel sum becomes
     sin(qc x) Σ cos(qc u) g (1/(x−u) − 1/(x+u)) / π − cos(qc x) Σ sin(qc u) g (1/(x−u) +
     1/(x+u)) / π: one sine and cosine per point and divisions per entry (7× faster on a
-    2-million-point curve, equal to the direct sum to 1e-12).  Where x − u or x + u is 0 the
+    2-million-point curve, equal to the direct sum to ~1e-11).  Where x − u or x + u is 0 the
     term is its limit qc/π.
     """
     sx, cx = np.sin(qc * x), np.cos(qc * x)
