@@ -309,10 +309,18 @@ class _Model:
         self.species = [site.specie.symbol for site in structure]
 
     def constrain(
-        self, system: str, state: dict, *, lattice: bool, extra: bool, data: FitData
+        self,
+        system: str,
+        state: dict,
+        *,
+        lattice: bool,
+        extra: bool,
+        data: FitData,
+        fixed: frozenset[str] = frozenset(),
     ) -> None:
+        """Set the refined variables; ``extra`` adds delta2, qdamp and spdiameter (those
+        named in ``fixed`` are held at their ``state`` values)."""
         pf = self.pf
-        n = 1
         if lattice:
             for k, var in enumerate(LATTICE_CONSTRAINTS[system]):
                 if var:
@@ -333,14 +341,19 @@ class _Model:
         if not extra:
             pf.setvar(pf.delta2(), state["delta2"])
             return
-        pf.constrain(pf.delta2(), f"@{n + 1}")
-        pf.setpar(n + 1, state["delta2"])
-        if data.qdamp is None:
-            pf.constrain(pf.qdamp(), f"@{n + 2}")
-            pf.setpar(n + 2, state["qdamp"])
-        if data.particle_diameter is not None:
-            pf.constrain(pf.spdiameter(), f"@{n + 3}")
-            pf.setpar(n + 3, state["spdiameter"])
+        for k, (name, var, free) in enumerate(
+            (
+                ("delta2", pf.delta2(), True),
+                ("qdamp", pf.qdamp(), data.qdamp is None),
+                ("spdiameter", pf.spdiameter(), data.particle_diameter is not None),
+            ),
+            start=n + 1,
+        ):
+            if free and name not in fixed:
+                pf.constrain(var, f"@{k}")
+                pf.setpar(k, state[name])
+            elif free:
+                pf.setvar(var, state[name])
 
     def run(self, max_steps: int, deadline: float) -> tuple[int, str]:
         """Least-squares steps until convergence, ``max_steps`` or ``deadline``."""
@@ -403,6 +416,27 @@ def _scan_volume(structure: Structure, data: FitData, state: dict) -> float:
             best = (rw, float(f))
             state["scale"] = k if k > 0 else state["scale"]
     return best[1]
+
+
+#: bounds of the parameters that are held at a bound (and the fit repeated) when they run
+#: past it: delta2 [Å²] >= 0, qdamp [1/Å] in [0, 0.1], spdiameter [Å] >= 5
+SOFT_BOUNDS = {"delta2": (0.0, 10.0), "qdamp": (0.0, 0.1), "spdiameter": (5.0, 1000.0)}
+
+
+def _clamp_soft(state: dict, data: FitData) -> frozenset[str]:
+    """Clamp delta2, qdamp and spdiameter into :data:`SOFT_BOUNDS`; the names clamped."""
+    names = ["delta2"]
+    if data.qdamp is None:
+        names.append("qdamp")
+    if data.particle_diameter is not None:
+        names.append("spdiameter")
+    out = set()
+    for name in names:
+        lo, hi = SOFT_BOUNDS[name]
+        if not lo <= state[name] <= hi:
+            state[name] = min(max(state[name], lo), hi)
+            out.add(name)
+    return frozenset(out)
 
 
 def _check_state(state: dict, start: list[float]) -> str:
@@ -477,16 +511,23 @@ def _refine(
         steps = 0
         stopped = ""
         rhi_full = float(data.r[-1])
-        for rhi, extra in ((min(rhi_full, 15.0), False), (rhi_full, True)):
+        fixed: frozenset[str] = frozenset()
+        stages = [(min(rhi_full, 15.0), False), (rhi_full, True)]
+        while stages:
+            rhi, extra = stages.pop(0)
             s = structure.copy()
             s.lattice = type(lat).from_parameters(*state["lattice"])
             model = _Model(s, data, rhi, state)
-            model.constrain(system, state, lattice=True, extra=extra, data=data)
+            model.constrain(system, state, lattice=True, extra=extra, data=data, fixed=fixed)
             n, stopped = model.run(settings.max_steps, deadline)
             steps += n
             model.read_state(state, data)
-            if time.monotonic() > deadline and not extra:
-                break  # out of time after the first stage: report it as it stands
+            if time.monotonic() > deadline:
+                break  # out of time: report it as it stands
+            clamped = _clamp_soft(state, data) - fixed
+            if extra and clamped:  # once more with those held at their bounds
+                fixed = fixed | clamped
+                stages.append((rhi_full, True))
         rw = float(model.pf.getrw())
         r_fit = np.asarray(model.pf.getR(), dtype=float)
         g_calc = np.asarray(model.pf.getpdf_fit(), dtype=float)
