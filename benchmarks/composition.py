@@ -48,6 +48,15 @@ def _inputs(ds, rows: np.ndarray, npoints: int) -> np.ndarray:
     return np.asarray(normalize_minmax(ds.G[rows][:, :npoints]), dtype=np.float32)
 
 
+def _calibration(model, proba: np.ndarray, y: np.ndarray, known: bool) -> dict:
+    from pdfsg.evaluate import calibration_summary
+
+    cal = model.calibration(known) if hasattr(model, "calibration") else None
+    summary = calibration_summary(proba, y, cal.get("conformal_threshold") if cal else None)
+    summary.pop("reliability")
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}
+
+
 def _grouped(keys: list, proba: np.ndarray, y: np.ndarray) -> dict[str, dict]:
     out = {}
     for key in sorted(set(keys), key=str):
@@ -66,10 +75,16 @@ def score_dataset(model, ds, rows, label: str) -> dict:
     comps = formula_compositions(ds.formula[rows])
     uses = getattr(model, "uses_composition", False)
     p_blind = model.predict_proba(X)
-    out = {"rows": label, "n": int(rows.size), "g_only": _topk(p_blind, y)}
+    out = {
+        "rows": label,
+        "n": int(rows.size),
+        "g_only": _topk(p_blind, y),
+        "calibration_g_only": _calibration(model, p_blind, y, False),
+    }
     if not uses:
         return out
     p_comp = model.predict_proba(X, comp=encode_many(comps))
+    out["calibration_with_composition"] = _calibration(model, p_comp, y, True)
     rng = np.random.default_rng(7)
     nominal = [perturb(c, rng, p_exact=0.0) for c in comps]
     p_nom = model.predict_proba(X, comp=encode_many(nominal))
@@ -207,6 +222,37 @@ def render(result: dict) -> str:
                         f"| {a['n']} | {100 * a['1']:.1f} / {100 * a['6']:.1f} "
                         f"| {100 * b['1']:.1f} / {100 * b['6']:.1f} |"
                     )
+    lines += [
+        "",
+        "Calibration (the rows above): expected calibration error, mean top-1 probability vs "
+        "accuracy, answers given at >= 90 % and how many of them are wrong, coverage and mean "
+        "size of the 90 % prediction sets",
+        "",
+        "| model | rows | input | ECE | mean p1 | accuracy | n at 90 % | wrong at 90 % "
+        "| set coverage | set size |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in result["models"]:
+        for s in m["scores"]:
+            for key, label in (
+                ("calibration_g_only", "G(r) only"),
+                ("calibration_with_composition", "G(r) + composition"),
+            ):
+                if key not in s:
+                    continue
+                c = s[key]
+                ps = c.get("prediction_set") or {}
+                wrong = "-" if c["wrong_at_90"] is None else f"{100 * c['wrong_at_90']:.1f} %"
+                lines.append(
+                    f"| {m['model']} | {s['rows']} | {label} | {c['ece']:.3f} "
+                    f"| {c['mean_top1_probability']:.3f} | {c['top1_accuracy']:.3f} "
+                    f"| {c['n_answers_at_90']} | {wrong} "
+                    f"| {100 * ps['coverage']:.1f} % | {ps['mean_size']:.1f} |"
+                    if ps
+                    else f"| {m['model']} | {s['rows']} | {label} | {c['ece']:.3f} "
+                    f"| {c['mean_top1_probability']:.3f} | {c['top1_accuracy']:.3f} "
+                    f"| {c['n_answers_at_90']} | {wrong} | - | - |"
+                )
     for name, rows in result["measured"].items():
         lines += ["", f"Measured files, family `{name}`: rank of the known group", ""]
         lines += ["| file | known | composition | G(r) only | + composition | top-1 |"]
