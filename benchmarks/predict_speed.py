@@ -95,6 +95,11 @@ def _many(paths: list[str]) -> dict:
     }
 
 
+def _networks(model) -> list:
+    """The network classifiers of a model (an ensemble's members, or the model itself)."""
+    return [m for m in getattr(model, "members", [model]) if hasattr(m, "n_members")]
+
+
 def _stages(paths: list[str]) -> dict:
     """Milliseconds per file of each stage, in this process (model loaded once)."""
     from pdfsg.io import read_pdf_file
@@ -126,7 +131,8 @@ def _stages(paths: list[str]) -> dict:
         "network_ms": 1e3 * t_net / n,
         "predict_many_ms": 1e3 * t_all / n,
         "rest_ms": 1e3 * (t_all - t_read - t_prep - t_net) / n,
-        "network_members": model.n_members,
+        "network_members": sum(m.n_members for m in _networks(model)),
+        "composition_in_headers": any(d.composition for d in data),
     }
 
 
@@ -172,7 +178,7 @@ def _forward(n: int = 256) -> dict:
     torch.set_num_threads(1)
     out = {}
     rng = np.random.default_rng(1)
-    for model in Predictor.load().models:
+    for model in [net for m in Predictor.load().models for net in _networks(m)]:
         X = rng.random((n, model.npoints)).astype(np.float32)
         row = {}
         for engine in ("numpy", "torch"):
