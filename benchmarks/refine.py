@@ -196,8 +196,22 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--max-seconds", type=float, default=20.0)
     ap.add_argument("--skip-measured", action="store_true")
+    ap.add_argument(
+        "--rescore",
+        type=Path,
+        default=None,
+        help="recompute the combined ranks of a refine.json with the current rank.py "
+        "(TAU, FORM) from its stored Rw and probabilities, without refitting",
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
+    if args.rescore is not None:
+        report = json.loads(args.rescore.read_text())
+        _rescore(report)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "refine.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+        (args.out / "refine.md").write_text(_markdown(report))
+        return
 
     from pdfsg.models import limit_threads
 
@@ -253,6 +267,36 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "refine.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     (args.out / "refine.md").write_text(_markdown(report))
+
+
+def _rescore(report: dict) -> None:
+    """Combined ranks and tau sweeps of every row again, from its stored groups."""
+    from pdfsg.refine.fit import CandidateFit
+    from pdfsg.refine.rank import combine
+
+    sets = []
+    if "measured" in report:
+        sets.append((report["measured"], lambda rs: [r for r in rs if r["single_phase"]]))
+    sets.append((report["simulated"], lambda rs: rs))
+    for part, keep in sets:
+        for row in part["rows"]:
+            if "groups" not in row:
+                continue
+            groups = [(g, "", p) for g, p, _ in sorted(row["groups"], key=lambda t: -t[1])]
+            fits = [CandidateFit(g, "", "", "", "", rw=rw) for g, _, rw in row["groups"]
+                    if rw is not None]  # fmt: skip
+            known = row["known"]
+            row["ranks"]["combined"] = _rank([g.space_group for g in combine(groups, fits)], known)
+            row["tau_sweep"] = {
+                f"{form} {t}": _rank([g.space_group for g in combine(groups, fits, t, form)], known)
+                for form in FORMS
+                for t in TAUS
+            }
+        summary = _summary(keep(part["rows"]))
+        if part is report["simulated"]:
+            part["summary"] = summary
+        else:
+            part["single_phase"] = summary
 
 
 def _markdown(report: dict) -> str:
