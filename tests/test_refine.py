@@ -255,3 +255,18 @@ def test_cli_library_build_and_show(tmp_path, capsys):
     assert main(["library", "show", str(out), "--formula", "NaCl"]) == 0
     assert "kbr" in capsys.readouterr().out
     assert np.isfinite(out.stat().st_size)
+
+
+def test_parallel_refinement_gives_the_sequential_answers_in_order(nacl_data, nacl_fits):
+    from pdfsg.refine.fit import Candidate
+    from pdfsg.refine.pipeline import refine_all
+
+    cands = [
+        Candidate(_rocksalt(A_NACL * 1.03), 225, "file", "rocksalt-3pc"),
+        Candidate(_zincblende(A_NACL * 1.03), 216, "file", "zincblende"),
+    ]
+    seen = []
+    fits = refine_all(cands, nacl_data, workers=2, progress=seen.append)
+    assert [f.id for f in fits] == ["rocksalt-3pc", "zincblende"] and len(seen) == 2
+    assert fits[0].rw == pytest.approx(nacl_fits[0].rw, rel=1e-9)
+    assert fits[0].lattice == nacl_fits[0].lattice
