@@ -190,7 +190,38 @@ class LogRegClassifier:
         )
 
 
-class NetClassifier:
+class _Calibrated:
+    """What a network model and an ensemble share after their raw probabilities: the
+    manifest's composition memory and calibration (``self.manifest``,
+    ``self.uses_composition``)."""
+
+    manifest: dict[str, Any]
+    uses_composition: bool
+
+    def calibration(self, composition_known: bool) -> dict[str, Any] | None:
+        """The manifest's calibration of one input mode (``temperature``,
+        ``conformal_threshold``, ...; see ``tools/shipped_model.py calibrate``), or None for
+        an uncalibrated model."""
+        return _calibration(self.manifest, composition_known and self.uses_composition)
+
+    @property
+    def composition_memory(self) -> Any:
+        """The :class:`pdfsg.composition_memory.CompositionMemory` stored beside the model
+        (``manifest["composition_memory"]``), loaded on first use; None when there is none."""
+        if not hasattr(self, "_memory"):
+            self._memory = _load_memory(self.manifest)
+        return self._memory
+
+    def _finish_proba(
+        self, out: np.ndarray, comp: np.ndarray | None, calibrated: bool, memory: bool
+    ) -> np.ndarray:
+        """The composition memory (rows with a known composition), then the temperature."""
+        if memory:
+            out = _with_memory(out, comp, self.composition_memory)
+        return _calibrate(out, comp, self.calibration) if calibrated else out
+
+
+class NetClassifier(_Calibrated):
     """One network or an ensemble of them (softmax outputs averaged), in eval mode.
 
     Built either from torch modules (``networks=``, as :mod:`pdfsg.train` does) or from
@@ -351,20 +382,6 @@ class NetClassifier:
             raise ModelError(f"{self.kind} model: composition holds non-finite values")
         return comp
 
-    def calibration(self, composition_known: bool) -> dict[str, Any] | None:
-        """The manifest's calibration of one input mode (``temperature``,
-        ``conformal_threshold``, ...; see ``tools/shipped_model.py calibrate``), or None for
-        an uncalibrated model."""
-        return _calibration(self.manifest, composition_known and self.uses_composition)
-
-    @property
-    def composition_memory(self) -> Any:
-        """The :class:`pdfsg.composition_memory.CompositionMemory` stored beside the model
-        (``manifest["composition_memory"]``), loaded on first use; None when there is none."""
-        if not hasattr(self, "_memory"):
-            self._memory = _load_memory(self.manifest)
-        return self._memory
-
     def predict_proba(
         self,
         X: np.ndarray,
@@ -406,9 +423,7 @@ class NetClassifier:
             out /= self.n_members
         else:
             out = self._predict_torch(X, start, comp)
-        if memory:
-            out = _with_memory(out, comp, self.composition_memory)
-        return _calibrate(out, comp, self.calibration) if calibrated else out
+        return self._finish_proba(out, comp, calibrated, memory)
 
     def _predict_torch(self, X: np.ndarray, start: int, comp: np.ndarray | None) -> np.ndarray:
         import torch
@@ -435,7 +450,7 @@ class NetClassifier:
         return out
 
 
-class EnsembleClassifier:
+class EnsembleClassifier(_Calibrated):
     """Several trained models of one label set and grid as one: their probabilities
     averaged (each composition-aware member gets the composition, the others G(r) alone),
     then the ensemble's own composition memory and calibration (its manifest), so that
@@ -481,15 +496,6 @@ class EnsembleClassifier:
     def uses_composition(self) -> bool:
         return self.composition_dim > 0
 
-    def calibration(self, composition_known: bool) -> dict[str, Any] | None:
-        return _calibration(self.manifest, composition_known and self.uses_composition)
-
-    @property
-    def composition_memory(self) -> Any:
-        if not hasattr(self, "_memory"):
-            self._memory = _load_memory(self.manifest)
-        return self._memory
-
     def predict_proba(
         self,
         X: np.ndarray,
@@ -513,6 +519,4 @@ class EnsembleClassifier:
         out /= len(self.members)
         if comp is not None:
             comp = np.atleast_2d(np.asarray(comp, dtype=np.float32))
-        if memory:
-            out = _with_memory(out, comp, self.composition_memory)
-        return _calibrate(out, comp, self.calibration) if calibrated else out
+        return self._finish_proba(out, comp, calibrated, memory)
