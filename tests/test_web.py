@@ -445,3 +445,44 @@ def test_serve_command_with_a_missing_model_is_a_one_line_error(tmp_path, capsys
     assert main(["serve", "--model", str(tmp_path / "missing"), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pdfsg serve: error: ") and err.count("\n") == 1
+
+
+# --------------------------------------------------------------------------- refine
+
+
+def _ni_text() -> bytes:
+    """fcc Ni simulated like a measurement (0.02 Å steps, to 30 Å)."""
+    from pymatgen.core import Lattice, Structure
+
+    from pdfsg import pdf
+    from pdfsg.params import PdfParams
+
+    ni = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.524), ["Ni"], [[0, 0, 0]])
+    p = PdfParams(rmin=0.02, rmax=30.0, rstep=0.02, qmin=0.8, qmax=26.0, qdamp=0.03)
+    g = pdf.simulate(ni, p)
+    lines = [f"{a:.4f} {b:.6f}" for a, b in zip(p.r_grid(), g, strict=True)]
+    return ("# qmax = 26\n#L r G\n" + "\n".join(lines) + "\n").encode()
+
+
+def test_refine_checks_the_top_groups_against_the_data(client):
+    resp = client.post(
+        "/api/predict?refine=8&top=3",
+        files=upload(("ni.gr", _ni_text()), ("plain.gr", curve_text())),
+        data={"composition": ["Ni", ""]},
+    )
+    assert resp.status_code == 200
+    ni, plain = resp.json()
+    assert len(ni["predictions"]) == 3  # the listed top stays `top`
+    ref = ni["refinement"]
+    assert ref["composition"] == "Ni" and len(ref["ranking"]) == 8
+    fcc = [c for c in ref["candidates"] if c["space_group"] == 225 and c["rw"] is not None]
+    assert fcc and min(c["rw"] for c in fcc) < 0.2  # the fcc prototype fits its own curve
+    assert ref["ranking"][0]["space_group"] == 225  # and the fit puts Fm-3m first
+    assert "no composition" in plain["refinement"]["error"]
+    assert "plain.gr" in plain["refinement"]["error"]
+
+
+def test_refine_is_limited_to_a_few_files(predictor):
+    files = upload(*[(f"f{i}.gr", curve_text()) for i in range(4)])
+    resp = make_client(predictor, max_files=5).post("/api/predict?refine=2", files=files)
+    assert resp.status_code == 400 and "refine: at most 3 files" in resp.json()["detail"]

@@ -66,7 +66,7 @@ def server_url(playwright_api, random_logreg_model):
     thread.join(timeout=10)
 
 
-def test_upload_page_ranks_files_and_renders_names_as_text(playwright_api, server_url):
+def test_upload_page_ranks_files_and_renders_names_as_text(playwright_api, server_url, tmp_path):
     import httpx
 
     from pdfsg.predict import example_files
@@ -151,8 +151,22 @@ def test_upload_page_ranks_files_and_renders_names_as_text(playwright_api, serve
             assert page.locator("img").count() == 0
             assert page.evaluate("window.__xss") is None
             assert problems == []
-
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "web.png"), full_page=True)
+
+            # 3. the fit check ("Check the top groups by fitting") on a simulated fcc Ni
+            #    file: its card gets the combined ranking of the 6 refined groups
+            from test_web import _ni_text
+
+            ni = tmp_path / "Ni.gr"
+            ni.write_bytes(b"# composition = Ni\n" + _ni_text())
+            page.set_input_files("#file-input", str(ni))
+            expect(page.locator("#status")).to_contain_text("1 of 1 ranked")
+            page.check("#refine")
+            expect(page.locator("article.card div.refinement")).to_have_count(1, timeout=90_000)
+            refined = page.locator("article.card div.refinement table.refine tbody tr")
+            assert refined.count() == 6
+            assert refined.first.locator("td").nth(1).text_content() == "Fm-3m (225)"
+            page.screenshot(path=str(ARTIFACTS / "web-refine.png"), full_page=True)
         finally:
             browser.close()

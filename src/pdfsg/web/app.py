@@ -43,10 +43,12 @@ Policy that allows no inline script.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.resources import files
@@ -150,6 +152,12 @@ class FileResult(BaseModel):
             "(whether the model took it)"
         ),
     )
+    refinement: dict[str, Any] | None = Field(
+        default=None,
+        description="with refine=K: candidate structures of the top K groups refined against "
+        "the data (pdffit2): ranking (combined, model and fit ranks, best Rw), candidates "
+        "(group, source, Rw, lattice), best, notes; or {error} when nothing could be refined",
+    )
     r: list[float] | None = Field(default=None, description="model grid points covered [Å]")
     x: list[float] | None = Field(default=None, description="normalised G on those points")
     error: str | None = Field(default=None, description="one-line reason the file failed")
@@ -251,11 +259,48 @@ def _limited_receive(
     return wrapped
 
 
+@functools.cache
+def _shipped_library() -> Any:
+    """The structure library shipped with pdfsg, read once per server."""
+    from pdfsg.refine.library import read_library
+
+    return read_library()
+
+
+_REFINE_LOCK = threading.Lock()
+
+#: files one request may ask to refine (each takes ~20 s: pdffit2 on up to 6 groups)
+MAX_REFINE_FILES = 3
+
+
+def _refinement(res: Any, path: Path, name: str, refine: int, library: Any) -> dict[str, Any]:
+    """The ``--refine`` answer of one ranked upload, as in ``pdfsg predict --refine --format
+    json`` (``{"error": ...}`` when there is nothing to refine: no composition, short data)."""
+    from pdfsg.io import read_pdf_file
+    from pdfsg.refine.pipeline import refine_prediction
+
+    data = read_pdf_file(path)
+    try:
+        with _REFINE_LOCK:  # pdffit2 keeps global state: one refinement at a time
+            out = refine_prediction(res, data.r, data.g, top=refine, library=library).to_dict()
+    except PdfsgError as exc:
+        return {"error": _one_line(str(exc).replace(str(path), name))}
+    out["file"] = name
+    out["notes"] = [_one_line(str(n).replace(str(path), name)) for n in out["notes"]]
+    return out
+
+
 def _predict_uploads(
-    predictor: Any, uploads: list[_Upload], top: int, qmax: float | None, max_file_bytes: int
+    predictor: Any,
+    uploads: list[_Upload],
+    top: int,
+    qmax: float | None,
+    max_file_bytes: int,
+    refine: int = 0,
+    library: Any = None,
 ) -> list[_Outcome]:
-    """Rank each upload through the file reader of the CLI; one temporary folder per
-    request, removed on the way out."""
+    """Rank each upload through the file reader of the CLI (and refine candidates of its
+    top ``refine`` groups); one temporary folder per request, removed on the way out."""
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="pdfsg-web-") as tmp:
         for i, up in enumerate(uploads):
@@ -268,7 +313,11 @@ def _predict_uploads(
             path = folder / _disk_name(up.name)
             path.write_bytes(up.data)
             try:
-                res = predictor.predict_file(path, qmax=qmax, top=top, composition=up.composition)
+                res = predictor.predict_file(
+                    path, qmax=qmax, top=max(top, refine), composition=up.composition
+                )
+                refined = _refinement(res, path, up.name, refine, library) if refine else None
+                res.predictions = res.predictions[:top]
             except PdfsgError as exc:
                 msg = _one_line(str(exc).replace(str(path), up.name))
                 outcomes.append(_Outcome({"file": up.name, "error": msg}, 422))
@@ -285,6 +334,8 @@ def _predict_uploads(
             entry["warnings"] = [_one_line(w.replace(str(path), up.name)) for w in res.warnings]
             entry["r"] = np.round(np.asarray(res.r, dtype=float), _R_DECIMALS).tolist()
             entry["x"] = np.round(np.asarray(res.x, dtype=float), _X_DECIMALS).tolist()
+            if refined is not None:
+                entry["refinement"] = refined
             outcomes.append(_Outcome(entry, 200))
     return outcomes
 
@@ -485,6 +536,13 @@ def create_app(
         qmax: float | None = Query(
             None, gt=0, le=100, description="Qmax of the data [1/Å]; overrides file headers"
         ),
+        refine: int = Query(
+            0,
+            ge=0,
+            le=10,
+            description="refine candidate structures of the top `refine` groups of each file "
+            f"against its data (pdffit2; ~20 s a file, at most {MAX_REFINE_FILES} files); 0: off",
+        ),
     ) -> Response:
         if qmax is not None and not math.isfinite(qmax):
             return _error(422, "qmax: must be a finite number")
@@ -532,9 +590,15 @@ def create_app(
                 return _error(400, f"too many files: at most {max_files} per request")
             return _error(400, f"bad upload: {detail}")
 
+        if refine and len(uploads) > MAX_REFINE_FILES:
+            return _error(
+                400, f"refine: at most {MAX_REFINE_FILES} files per request ({len(uploads)} sent)"
+            )
+        library = _shipped_library() if refine else None
         outcomes = await anyio.to_thread.run_sync(
-            _predict_uploads, predictor, uploads, top, qmax, max_file_bytes, limiter=limiter
-        )
+            _predict_uploads, predictor, uploads, top, qmax, max_file_bytes, refine, library,
+            limiter=limiter,
+        )  # fmt: skip
         results = [o.entry for o in outcomes]
         status = _status_of(outcomes)
         if status == 200:

@@ -223,12 +223,37 @@
       card.appendChild(el("p", { class: "summary answer" }, `Answer: ${res.uncertainty}`));
     }
     for (const n of res.notes || []) card.appendChild(el("p", { class: "muted note" }, n));
+    if (res.refinement) card.appendChild(refinementBox(res.refinement));
     if (res.model) card.appendChild(el("p", { class: "muted" }, `Model: ${res.model}`));
     if (res.warnings && res.warnings.length) {
       const ul = card.appendChild(el("ul", { class: "warnings" }));
       for (const w of res.warnings) ul.appendChild(el("li", {}, w));
     }
     return card;
+  }
+
+  // the pdffit2 check of the top groups: combined ranking with each group's best fit
+  function refinementBox(ref) {
+    const box = el("div", { class: "refinement" });
+    box.appendChild(el("h3", {}, "Checked by fitting candidate structures (pdffit2)"));
+    if (ref.error) {
+      box.appendChild(el("p", { class: "warnings" }, ref.error));
+      return box;
+    }
+    const table = box.appendChild(el("table", { class: "refine" }));
+    const head = table.appendChild(el("thead")).appendChild(el("tr"));
+    for (const h of ["rank", "space group", "model rank", "best Rw", "best candidate"]) {
+      head.appendChild(el("th", {}, h));
+    }
+    const body = table.appendChild(el("tbody"));
+    for (const g of ref.ranking) {
+      const tr = body.appendChild(el("tr"));
+      const rw = g.best_rw === null || g.best_rw === undefined ? "–" : g.best_rw.toFixed(3);
+      for (const v of [g.rank, `${g.symbol} (${g.space_group})`, g.model_rank, rw,
+        g.best_candidate || "no candidate"]) tr.appendChild(el("td", {}, String(v)));
+    }
+    for (const n of ref.notes || []) box.appendChild(el("p", { class: "muted note" }, n));
+    return box;
   }
 
   function showResults(results) {
@@ -253,8 +278,10 @@
     const params = new URLSearchParams({ top: $("top").value || "6" });
     const qmax = $("qmax").value.trim();
     if (qmax) params.set("qmax", qmax);
+    const refine = $("refine").checked;
+    if (refine) params.set("refine", "6");
     const n = state.files.length;
-    setStatus(`Ranking ${n} file${n > 1 ? "s" : ""}…`);
+    setStatus(`${refine ? "Ranking and fitting" : "Ranking"} ${n} file${n > 1 ? "s" : ""}…`);
     const t0 = performance.now();
     let response, body;
     try {
@@ -351,6 +378,7 @@
     });
     $("top").addEventListener("change", submit);
     $("qmax").addEventListener("change", submit);
+    $("refine").addEventListener("change", submit);
     $("controls").addEventListener("submit", (e) => {
       e.preventDefault();
       submit();
