@@ -180,7 +180,7 @@ def summarise(
     laue = level_probabilities(labels, proba, "laue_class")
     if conformal_threshold is not None:
         idx = conformal_set(proba, conformal_threshold)
-        method = "split conformal on held-out validation rows"
+        method = "split conformal, calibrated on rows the model never trained on"
     else:
         idx = cumulative_set(proba, set_level)
         method = "cumulative probability (model not calibrated)"
