@@ -14,6 +14,7 @@ this way (their Nyquist frequency is Qmax itself); the check then says nothing.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -36,13 +37,27 @@ def out_of_band_fraction(r: np.ndarray, g: np.ndarray, qmax: float) -> float | N
     h = float(np.median(np.diff(r)))
     if not (h > 0 and math.pi / h >= MIN_OVERSAMPLING * qmax):
         return None
-    detrended = g - np.polyval(np.polyfit(r, g, 1), r)
-    power = np.abs(np.fft.rfft(detrended * np.hanning(r.size))) ** 2
+    power = np.abs(np.fft.rfft(_detrended(r, g) * _hann(r.size))) ** 2
     total = float(power.sum())
     if total <= 0:
         return None
     q = 2 * math.pi * np.fft.rfftfreq(r.size, d=h)
     return float(power[q > 1.1 * qmax].sum() / total)
+
+
+def _detrended(r: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """g minus its least-squares line in r (closed form: np.polyfit's answer, 5x faster)."""
+    rc = r - r.mean()
+    gc = g - g.mean()
+    return gc - (rc @ gc) / (rc @ rc) * rc
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(n: int) -> np.ndarray:
+    """The Hann window of ``n`` points (read-only; a series shares its length)."""
+    w = np.hanning(n)
+    w.flags.writeable = False
+    return w
 
 
 def noise_warning(r: np.ndarray, g: np.ndarray, qmax: float, source: str) -> str | None:
