@@ -35,13 +35,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-#: element symbols, Z = 1 … 103
-ELEMENTS: tuple[str, ...] = tuple(
-    """H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge
-    As Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm
-    Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U
-    Np Pu Am Cm Bk Cf Es Fm Md No Lr""".split()
-)
+from pdfsg.composition import ELEMENTS as _ALL_ELEMENTS
+
+#: element symbols the vector covers, Z = 1 (H) … 103 (Lr): the parser's table, cut
+ELEMENTS: tuple[str, ...] = _ALL_ELEMENTS[:103]
 Z_OF: dict[str, int] = {s: i + 1 for i, s in enumerate(ELEMENTS)}
 
 N_ELEMENTS = len(ELEMENTS)
