@@ -66,9 +66,9 @@ def _grouped(keys: list, proba: np.ndarray, y: np.ndarray) -> dict[str, dict]:
 
 
 def score_dataset(model, ds, rows, label: str) -> dict:
+    from pdfsg.composition import formula_compositions
     from pdfsg.composition_vector import encode_many, perturb
     from pdfsg.spacegroups import get
-    from pdfsg.train import formula_compositions
 
     X = _inputs(ds, rows, model.params.npoints)
     y = ds.class_index()[rows]

@@ -359,10 +359,10 @@ def tune_memory(run: Path, ds) -> dict:
     the combination with the network; saved beside the model, recorded in the manifest."""
     from pdfsg.artifact import load_model
     from pdfsg.calibration import negative_log_likelihood
+    from pdfsg.composition import formula_compositions
     from pdfsg.composition_memory import build_memory
     from pdfsg.composition_vector import encode_many
     from pdfsg.evaluate import top_k_accuracy
-    from pdfsg.train import formula_compositions
 
     folder = _artifact_dir(run)
     model = load_model(folder)
@@ -445,9 +445,9 @@ def _fit_calibration(folder: Path, ds, rows, where: str, alpha: float, extra=Non
         negative_log_likelihood,
         reliability,
     )
+    from pdfsg.composition import formula_compositions
     from pdfsg.composition_vector import encode_many
     from pdfsg.preprocess import normalize_minmax
-    from pdfsg.train import formula_compositions
 
     model = load_model(folder)
     X = normalize_minmax(ds.G[rows][:, : model.params.npoints]).astype(np.float32)
@@ -492,11 +492,11 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
     named in the manifest and left out of every reported metric."""
     from pdfsg.artifact import FORMAT, FORMAT_VERSION, load_model
     from pdfsg.calibration import in_share, negative_log_likelihood
+    from pdfsg.composition import formula_compositions
     from pdfsg.composition_memory import FILENAME
     from pdfsg.composition_vector import encode_many
     from pdfsg.datasets import read_dataset
     from pdfsg.preprocess import normalize_minmax
-    from pdfsg.train import formula_compositions
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -669,9 +669,9 @@ def augmented_test_set(dataset, aug_from: list[Path], copies: int, rmax: float):
 
 def _scores(model, X, y, formulas) -> dict:
     """top-k of G(r) alone and, for a composition-aware model, with the rows' formulas."""
+    from pdfsg.composition import formula_compositions
     from pdfsg.composition_vector import encode_many
     from pdfsg.evaluate import top_k_accuracy
-    from pdfsg.train import formula_compositions
 
     def topk(p):
         return {str(k): round(float(v), 4) for k, v in top_k_accuracy(p, y).items()}

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 
 from pdfsg.errors import CompositionError
 
@@ -38,6 +39,7 @@ __all__ = [
     "ELEMENTS",
     "composition_from_header",
     "format_composition",
+    "formula_compositions",
     "fractions",
     "parse_composition",
 ]
@@ -238,6 +240,19 @@ def as_composition(value: str | dict[str, float], source: str = "composition") -
         if not math.isfinite(number) or number <= 0:
             raise CompositionError(f"{source}: amount of {element} is {number:g}; must be > 0")
         out[element] = out.get(element, 0.0) + number
+    return out
+
+
+def formula_compositions(formulas: Iterable[object]) -> list[dict[str, float]]:
+    """Element -> amount of each formula (e.g. a dataset's reduced formulas), parsed once
+    per distinct formula by :func:`parse_composition`."""
+    cache: dict[str, dict[str, float]] = {}
+    out = []
+    for f in formulas:
+        f = str(f)
+        if f not in cache:
+            cache[f] = {k: float(v) for k, v in parse_composition(f, "formula").items()}
+        out.append(cache[f])
     return out
 
 

@@ -374,8 +374,8 @@ def evaluate(
     comp = None
     uses = composition and getattr(classifier, "uses_composition", False)
     if uses:
+        from pdfsg.composition import formula_compositions
         from pdfsg.composition_vector import encode_many
-        from pdfsg.train import formula_compositions
 
         comp = encode_many(formula_compositions(dataset.formula[rows]))
     proba = np.concatenate(

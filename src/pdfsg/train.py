@@ -597,21 +597,6 @@ def _evaluate_logits(
     return {"test_loss": loss / n, "test_acc": top1 / n, "test_top6": top6 / n}
 
 
-def formula_compositions(formulas: Sequence[str]) -> list[dict[str, float]]:
-    """Element -> amount of each formula (a dataset's reduced formulas), parsed once per
-    distinct formula with pymatgen."""
-    from pymatgen.core import Composition
-
-    cache: dict[str, dict[str, float]] = {}
-    out = []
-    for f in formulas:
-        f = str(f)
-        if f not in cache:
-            cache[f] = {str(k): float(v) for k, v in Composition(f).get_el_amt_dict().items()}
-        out.append(cache[f])
-    return out
-
-
 def training_compositions(
     compositions: Sequence[dict[str, float]],
     idx: np.ndarray,
@@ -654,6 +639,7 @@ def _train_network(
     import torch
     import torch.nn.functional as F
 
+    from pdfsg.composition import formula_compositions
     from pdfsg.composition_vector import encode_many
     from pdfsg.models import NetClassifier
     from pdfsg.models.cnn import build_network
