@@ -361,7 +361,7 @@ def tune_memory(run: Path, ds) -> dict:
     from pdfsg.calibration import negative_log_likelihood
     from pdfsg.composition import formula_compositions
     from pdfsg.composition_memory import build_memory
-    from pdfsg.composition_vector import encode_many
+    from pdfsg.composition_vector import encode_formulas
     from pdfsg.evaluate import top_k_accuracy
 
     folder = _artifact_dir(run)
@@ -370,7 +370,7 @@ def tune_memory(run: Path, ds) -> dict:
     train = np.flatnonzero(ds.split == 0)
     memory = build_memory(formula_compositions(ds.formula[train]), y_all[train], len(ds.labels))
     val = np.flatnonzero(ds.split == 2)
-    comp = encode_many(formula_compositions(ds.formula[val]))
+    comp = encode_formulas(ds.formula[val])
     y = y_all[val]
     net = model.predict_proba(ds.X[val], comp=comp, calibrated=False, memory=False)
     trials = []
@@ -434,6 +434,15 @@ def calibrate(run: Path, ds, alpha: float = 0.1) -> dict:
     return _fit_calibration(_artifact_dir(run), ds, val, where, alpha)
 
 
+def _clean_rows(ds, rows: np.ndarray, npoints: int) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs (clean curves cut to a model's ``npoints``, min-max normalised) and
+    class indices of ``rows`` of ``ds``."""
+    from pdfsg.preprocess import normalize_minmax
+
+    X = normalize_minmax(ds.G[rows][:, :npoints]).astype(np.float32)
+    return X, ds.class_index()[rows]
+
+
 def _fit_calibration(folder: Path, ds, rows, where: str, alpha: float, extra=None) -> dict:
     """Temperature per input mode and conformal threshold on ``rows`` of ``ds`` (clean
     curves cut to the model's grid), written into ``folder``'s manifest."""
@@ -445,16 +454,13 @@ def _fit_calibration(folder: Path, ds, rows, where: str, alpha: float, extra=Non
         negative_log_likelihood,
         reliability,
     )
-    from pdfsg.composition import formula_compositions
-    from pdfsg.composition_vector import encode_many
-    from pdfsg.preprocess import normalize_minmax
+    from pdfsg.composition_vector import encode_formulas
 
     model = load_model(folder)
-    X = normalize_minmax(ds.G[rows][:, : model.params.npoints]).astype(np.float32)
-    y = ds.class_index()[rows]
+    X, y = _clean_rows(ds, rows, model.params.npoints)
     modes = {"g_only": None}
     if getattr(model, "uses_composition", False):
-        modes["composition"] = encode_many(formula_compositions(ds.formula[rows]))
+        modes["composition"] = encode_formulas(ds.formula[rows])
     record = {
         "method": "temperature scaling (NLL) per input mode; split-conformal least-ambiguous "
         f"sets at {1 - alpha:.0%} after scaling",
@@ -492,11 +498,9 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
     named in the manifest and left out of every reported metric."""
     from pdfsg.artifact import FORMAT, FORMAT_VERSION, load_model
     from pdfsg.calibration import in_share, negative_log_likelihood
-    from pdfsg.composition import formula_compositions
     from pdfsg.composition_memory import FILENAME
-    from pdfsg.composition_vector import encode_many
+    from pdfsg.composition_vector import encode_formulas
     from pdfsg.datasets import read_dataset
-    from pdfsg.preprocess import normalize_minmax
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -537,9 +541,8 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
     )
     model = load_model(out)
     if memory_src is not None:  # the memory's weight for this ensemble, on the same rows
-        X = normalize_minmax(ds.G[rows][:, : model.params.npoints]).astype(np.float32)
-        y = ds.class_index()[rows]
-        comp = encode_many(formula_compositions(ds.formula[rows]))
+        X, y = _clean_rows(ds, rows, model.params.npoints)
+        comp = encode_formulas(ds.formula[rows])
         net = model.predict_proba(X, comp=comp, calibrated=False, memory=False)
         mem = model.composition_memory
         ratio = np.log(mem.proba(comp) / mem.prior)
@@ -669,8 +672,7 @@ def augmented_test_set(dataset, aug_from: list[Path], copies: int, rmax: float):
 
 def _scores(model, X, y, formulas) -> dict:
     """top-k of G(r) alone and, for a composition-aware model, with the rows' formulas."""
-    from pdfsg.composition import formula_compositions
-    from pdfsg.composition_vector import encode_many
+    from pdfsg.composition_vector import encode_formulas
     from pdfsg.evaluate import top_k_accuracy
 
     def topk(p):
@@ -678,7 +680,7 @@ def _scores(model, X, y, formulas) -> dict:
 
     out = {"n": int(len(y)), "g_only": topk(model.predict_proba(X))}
     if getattr(model, "uses_composition", False):
-        comp = encode_many(formula_compositions(formulas))
+        comp = encode_formulas(formulas)
         out["with_composition"] = topk(model.predict_proba(X, comp=comp))
     return out
 
@@ -691,7 +693,6 @@ def cmd_card(args: argparse.Namespace) -> None:
     from pdfsg.calibration import used_for_calibration
     from pdfsg.datasets import read_dataset
     from pdfsg.predict import resolve_model_paths
-    from pdfsg.preprocess import normalize_minmax
 
     ds = read_dataset(args.dataset)
     mp52 = set(map(str, read_dataset(args.mpts52).ids)) if args.mpts52 else set()
@@ -702,8 +703,7 @@ def cmd_card(args: argparse.Namespace) -> None:
         test = np.flatnonzero(ds.split == 1)
         calib = used_for_calibration(model.manifest, ds.ids[test])
         test = test[~calib]  # rows the model was calibrated on are not test rows
-        Xc = normalize_minmax(ds.G[test][:, :n]).astype(np.float32)
-        yc = ds.class_index()[test]
+        Xc, yc = _clean_rows(ds, test, n)
         metrics = {
             "real_structures_test": {
                 "dataset": str(Path(args.dataset).name),

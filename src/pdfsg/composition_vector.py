@@ -31,11 +31,12 @@ No heavy imports: this module is on the prediction path.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from pdfsg.composition import ELEMENTS as _ALL_ELEMENTS
+from pdfsg.composition import formula_compositions
 
 #: element symbols the vector covers, Z = 1 (H) … 103 (Lr): the parser's table, cut
 ELEMENTS: tuple[str, ...] = _ALL_ELEMENTS[:103]
@@ -119,6 +120,11 @@ def encode_many(compositions: list[Mapping[str, float] | None]) -> np.ndarray:
         if c is not None:
             out[i] = encode(c)
     return out
+
+
+def encode_formulas(formulas: Iterable[object]) -> np.ndarray:
+    """(n, COMPOSITION_DIM) vectors of formulas (e.g. a dataset's reduced formulas)."""
+    return encode_many(formula_compositions(formulas))
 
 
 @functools.cache

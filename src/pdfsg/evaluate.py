@@ -374,10 +374,9 @@ def evaluate(
     comp = None
     uses = composition and getattr(classifier, "uses_composition", False)
     if uses:
-        from pdfsg.composition import formula_compositions
-        from pdfsg.composition_vector import encode_many
+        from pdfsg.composition_vector import encode_formulas
 
-        comp = encode_many(formula_compositions(dataset.formula[rows]))
+        comp = encode_formulas(dataset.formula[rows])
     proba = np.concatenate(
         [
             classifier.predict_proba(X[i : i + batch_size])

@@ -640,7 +640,7 @@ def _train_network(
     import torch.nn.functional as F
 
     from pdfsg.composition import formula_compositions
-    from pdfsg.composition_vector import encode_many
+    from pdfsg.composition_vector import encode_formulas
     from pdfsg.models import NetClassifier
     from pdfsg.models.cnn import build_network
 
@@ -676,7 +676,7 @@ def _train_network(
     weights = class_weights(ytr, n_classes, cfg.class_weight)
     uses_comp = getattr(net_cfg, "composition_dim", 0) > 0
     comp_tr = formula_compositions(ds.formula[rows]) if uses_comp else []
-    Cte = encode_many(formula_compositions(ds.formula[test_rows])) if uses_comp else None
+    Cte = encode_formulas(ds.formula[test_rows]) if uses_comp else None
 
     identity = {
         "kind": kind,
