@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-from pdfsg.errors import ModelError  # noqa: E402
+from pdfsg.errors import ModelError, ParamsError  # noqa: E402
 from pdfsg.params import PdfParams  # noqa: E402
 
 LABELS = (2, 14, 62, 139, 194, 225)
@@ -19,14 +19,18 @@ LABELS = (2, 14, 62, 139, 194, 225)
 def make_dataset(
     path: Path,
     *,
-    n_per_class: int = 40,
+    n_per_class: int | dict[int, int] = 40,
     labels: tuple[int, ...] = LABELS,
     params: PdfParams | None = None,
     seed: int = 0,
     test_fraction: float = 0.25,
     noise: float = 0.05,
+    label_set: str = "synthetic",
+    manifest_labels: tuple[int, ...] | None = None,
 ) -> Path:
-    """A small dataset file of class-dependent Gaussian-bump curves in the real layout."""
+    """A small dataset file of class-dependent Gaussian-bump curves in the real layout
+    (``n_per_class`` rows of each label, or label -> rows; ``manifest_labels`` the file's
+    label set, default ``labels``)."""
     from pdfsg.datasets import write_dataset_file
 
     params = params or PdfParams()
@@ -34,18 +38,19 @@ def make_dataset(
     rng = np.random.default_rng(seed)
     centers = np.random.default_rng(1234).uniform(r[0] + 1, r[-1] - 1, size=(len(labels), 4))
     G, sg, split = [], [], []
+    per = n_per_class if isinstance(n_per_class, dict) else dict.fromkeys(labels, n_per_class)
     for c, lab in enumerate(labels):
-        for i in range(n_per_class):
+        for i in range(per[lab]):
             g = np.zeros_like(r)
             for mu in centers[c] + rng.normal(0, 0.1, size=4):
                 g += rng.uniform(0.7, 1.3) * np.exp(-0.5 * ((r - mu) / 0.25) ** 2)
             g += noise * rng.normal(size=r.size) - 0.3
             G.append(g)
             sg.append(lab)
-            split.append(1 if i < int(test_fraction * n_per_class) else 0)
+            split.append(1 if i < int(test_fraction * per[lab]) else 0)
     split_a = np.asarray(split, dtype=np.int8)
     order = np.argsort(split_a, kind="stable")
-    counts = {str(lab): n_per_class for lab in labels}
+    counts = {str(lab): per[lab] for lab in labels}
     return write_dataset_file(
         path,
         ids=[f"syn-{i}" for i in range(len(sg))],
@@ -55,8 +60,8 @@ def make_dataset(
         split=split_a[order],
         params=params,
         manifest={
-            "label_set": "synthetic",
-            "labels": list(labels),
+            "label_set": label_set,
+            "labels": list(manifest_labels or labels),
             "counts": counts,
             "source": {"kind": "synthetic bumps", "seed": seed},
         },
@@ -238,3 +243,90 @@ def test_cli_train_logreg_and_errors(syn, tmp_path, capsys):
     rc = main(["train", str(syn), "--model", "nope", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "unknown model/preset" in err
+
+
+# --------------------------------------------------------------------------- every group
+
+#: rows per group of a small all230 dataset (a quarter of each are test rows): with
+#: min_per_group 10, 225 (12 rows, 9 training) and 1 (4 rows) are left out, 194 (16, 12) kept
+ALL_COUNTS = {1: 4, 2: 40, 14: 40, 62: 40, 139: 40, 194: 16, 225: 12}
+
+
+@pytest.fixture(scope="module")
+def every_group(tmp_path_factory) -> Path:
+    from pdfsg.spacegroups import label_set
+
+    return make_dataset(
+        tmp_path_factory.mktemp("all") / "all.h5",
+        n_per_class=ALL_COUNTS,
+        labels=tuple(ALL_COUNTS),
+        label_set="all230",
+        manifest_labels=label_set("all230"),
+    )
+
+
+def test_min_per_group_counts_structures_not_augmented_copies(every_group):
+    import dataclasses
+
+    from pdfsg.datasets import read_dataset
+    from pdfsg.train import DEFAULT_MIN_PER_GROUP, select_groups, structure_counts
+
+    ds = read_dataset(every_group)
+    assert structure_counts(ds) == {1: 3, 2: 30, 14: 30, 62: 30, 139: 30, 194: 12, 225: 9}
+    picked = select_groups(ds)  # the default N for an all230 dataset
+    assert DEFAULT_MIN_PER_GROUP == 10 and picked.labels == (2, 14, 62, 139, 194)
+    assert picked.manifest["label_set"] == "all" and picked.manifest["min_per_group"] == 10
+    dropped = picked.manifest["dropped_below_min_per_group"]
+    assert dropped == {
+        "rows": 16, "train_rows": 12, "test_rows": 4, "validation_rows": 0, "groups": [1, 225]
+    }  # fmt: skip
+    assert len(picked) == len(ds) - 16 and set(picked.y.tolist()) == set(picked.labels)
+    assert (picked.class_index() >= 0).all()
+    assert select_groups(picked) is picked  # already selected
+    # 194's 12 training structures as 4 structures with 2 augmented copies each: 4 < 10
+    ids = ds.ids.copy()
+    rows = np.flatnonzero((ds.y == 194) & (ds.split == 0))
+    ids[rows] = [f"s194-{k // 3}" + ("" if k % 3 == 0 else f"#aug{k % 3}") for k in range(12)]
+    copies = dataclasses.replace(ds, ids=ids)
+    assert structure_counts(copies)[194] == 4
+    assert 194 not in select_groups(copies).labels
+    assert select_groups(ds, 3).labels == (1, 2, 14, 62, 139, 194, 225)
+    with pytest.raises(ParamsError, match="min_per_group must be >= 1"):
+        select_groups(ds, 0)
+    with pytest.raises(ParamsError, match="only 0 space group"):
+        select_groups(ds, 31)
+
+
+def test_min_per_group_is_refused_for_a_dataset_of_fewer_groups(ds):
+    from pdfsg.train import select_groups
+
+    assert select_groups(ds) is ds  # no option: nothing to select
+    with pytest.raises(ParamsError, match="needs a dataset of every space group"):
+        select_groups(ds, 5)
+
+
+def test_cli_train_on_every_group_records_the_selection(every_group, tmp_path, capsys):
+    import json
+
+    from pdfsg.artifact import load_model
+    from pdfsg.cli import main
+
+    out = tmp_path / "all"
+    rc = main(
+        ["train", str(every_group), "--model", "logreg-x", "--out", str(out), "--no-progress",
+         "--min-per-group", "10", "--set", "alphas=[0.001]", "--set", "l1_ratios=[0.5]"]
+    )  # fmt: skip
+    text = capsys.readouterr().out
+    assert rc == 0 and "5 space groups with >= 10 training structures; dropped 16 rows" in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["label_set"] == "all" and manifest["min_per_group"] == 10
+    assert manifest["labels"] == [2, 14, 62, 139, 194]
+    described = manifest["training"]["dataset"]
+    assert described["dropped_below_min_per_group"]["groups"] == [1, 225]
+    assert described["n_train"] == 4 * 30 + 12
+    assert manifest["metrics"]["n"] == 4 * 10 + 4  # the kept groups' test rows
+    assert load_model(out).labels == (2, 14, 62, 139, 194)
+    rc = main(["train", str(every_group), "--model", "logreg-x", "--out", str(tmp_path / "x"),
+               "--min-per-group", "0"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--min-per-group must be >= 1" in err

@@ -281,8 +281,12 @@ def _augment_config(copies: int) -> dict:
 
 
 def _assembled(args: argparse.Namespace):
-    """:func:`assemble` with the command line's arguments (see :func:`_assemble_args`)."""
-    return assemble(
+    """:func:`assemble` with the command line's arguments (see :func:`_assemble_args`); of
+    all230 datasets, the groups with >= ``--min-per-group`` training structures
+    (:func:`pdfsg.train.select_groups`), so that train and finish see the same rows."""
+    from pdfsg.train import select_groups
+
+    ds = assemble(
         [Path(p) for p in args.datasets],
         args.copies,
         args.rmax,
@@ -290,6 +294,7 @@ def _assembled(args: argparse.Namespace):
         [Path(p) for p in args.train_only] if args.train_only else None,
         val_fraction=args.val_fraction,
     )
+    return select_groups(ds, args.min_per_group)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -913,6 +918,13 @@ def _assemble_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         help="share of the real training structures held out for calibration (split 2)",
+    )
+    p.add_argument(
+        "--min-per-group",
+        type=int,
+        default=None,
+        help="all230 datasets: the classes are the groups with >= N training structures "
+        "(pdfsg train --min-per-group; default 10)",
     )
 
 

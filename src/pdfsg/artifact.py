@@ -153,6 +153,9 @@ def save_model(
         "config": classifier.config,
         "labels": [int(v) for v in classifier.labels],
         "label_set": (training or {}).get("dataset", {}).get("label_set"),
+        # a model of every group (pdfsg.train.select_groups): the fewest training structures
+        # a group needed to be a class
+        **{k: v for k, v in (training or {}).get("dataset", {}).items() if k == "min_per_group"},
         "params": classifier.params.to_dict(),
         "npoints": classifier.params.npoints,
         "variable_length": bool(classifier.variable_length),

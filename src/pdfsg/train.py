@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "CHECKPOINT",
+    "DEFAULT_MIN_PER_GROUP",
     "HISTORY",
     "PRESETS",
     "AugmentFn",
@@ -62,6 +63,8 @@ __all__ = [
     "class_weights",
     "get_preset",
     "lr_factor",
+    "select_groups",
+    "structure_counts",
     "train",
 ]
 
@@ -71,6 +74,16 @@ CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.json"
 CHECKPOINT_FORMAT = "pdfsg-checkpoint"
 CHECKPOINT_VERSION = 1
+
+#: the fewest distinct training structures a space group needs to be a class when a model is
+#: trained on a dataset of every group (``label_set="all230"``).  10, because a class must be
+#: learned and calibrated: with 10 structures (each clean and in its augmented copies) a
+#: network sees the group's variety at least a little, an 80/20 split gives it 2-3 test
+#: rows to be scored on, and a 10 % calibration hold-out one row; with fewer, the class
+#: weights of the rarest groups dominate the loss (sqrt-inverse weights grow as 1/sqrt(n))
+#: while their probabilities are fitted on nothing.  Rarer groups are left out (their rows
+#: dropped and counted), not guessed at.
+DEFAULT_MIN_PER_GROUP = 10
 
 AugmentFn = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 """``augment(batch_G, rng) -> batch_G``: measurement effects applied to a batch of raw G
@@ -402,7 +415,17 @@ def _dataset_summary(ds: Dataset, rows: np.ndarray, n_test: int) -> dict[str, An
     """The dataset-manifest subset recorded with a model, plus the rows actually trained on
     (``train_counts``: space group -> rows)."""
     m = ds.manifest
-    keep = ("source", "label_set", "counts", "split", "engine", "code_version", "created")
+    keep = (
+        "source",
+        "label_set",
+        "min_per_group",
+        "dropped_below_min_per_group",
+        "counts",
+        "split",
+        "engine",
+        "code_version",
+        "created",
+    )
     out = {k: m[k] for k in keep if k in m}
     sg, n = np.unique(np.asarray(ds.y[rows], dtype=np.int64), return_counts=True)
     out.update(
@@ -414,6 +437,95 @@ def _dataset_summary(ds: Dataset, rows: np.ndarray, n_test: int) -> dict[str, An
         }
     )
     return out
+
+
+def structure_counts(ds: Dataset) -> dict[int, int]:
+    """Distinct training structures per space group: training rows (split 0) counted by
+    structure id, augmented copies (``mp-1#aug2``) as their parent (``mp-1``)."""
+    train = np.flatnonzero(ds.split == 0)
+    seen: dict[int, set[str]] = {}
+    for sg, ident in zip(ds.y[train], ds.ids[train], strict=True):
+        seen.setdefault(int(sg), set()).add(str(ident).split("#", 1)[0])
+    return {sg: len(v) for sg, v in sorted(seen.items())}
+
+
+def select_groups(ds: Dataset, min_per_group: int | None = None) -> Dataset:
+    """The dataset a model of every space group trains on: from a dataset whose labels are
+    all 230 groups (``label_set="all230"``), the classes are the groups with at least
+    ``min_per_group`` distinct training structures (:func:`structure_counts`; default
+    :data:`DEFAULT_MIN_PER_GROUP`, see there why), in increasing order; rows of the other
+    groups (training, test and validation) are dropped.
+
+    The result's manifest says ``label_set: "all"``, ``min_per_group``, and the rows and
+    groups dropped (``dropped_below_min_per_group``); the count is also logged.  A dataset
+    already selected (``label_set == "all"``) is returned as it is; so is any other dataset
+    when ``min_per_group`` is None.
+
+    Raises
+    ------
+    ParamsError
+        (``field="min_per_group"``) ``min_per_group`` < 1, given for a dataset that is not
+        of all 230 groups, or so high that fewer than 2 groups are left.
+    """
+    from pdfsg.errors import ParamsError
+    from pdfsg.spacegroups import label_set
+
+    if ds.label_set == "all" and "min_per_group" in ds.manifest:
+        if min_per_group is not None and min_per_group != ds.manifest["min_per_group"]:
+            raise ParamsError(
+                f"min_per_group: the dataset was already selected with "
+                f"{ds.manifest['min_per_group']}, not {min_per_group}",
+                field="min_per_group",
+            )
+        return ds
+    if tuple(ds.labels) != label_set("all230"):
+        if min_per_group is None:
+            return ds
+        raise ParamsError(
+            "min_per_group: needs a dataset of every space group (pdfsg dataset build "
+            f"--label-set all230); this one has {len(ds.labels)} labels "
+            f"({ds.label_set or 'unnamed set'})",
+            field="min_per_group",
+        )
+    n_min = DEFAULT_MIN_PER_GROUP if min_per_group is None else int(min_per_group)
+    if n_min < 1:
+        raise ParamsError(
+            f"min_per_group must be >= 1, got {n_min}",
+            field="min_per_group",
+        )
+    counts = structure_counts(ds)
+    labels = tuple(sg for sg, n in counts.items() if n >= n_min)
+    if len(labels) < 2:
+        raise ParamsError(
+            f"min_per_group: only {len(labels)} space group(s) have >= {n_min} training "
+            "structures; lower it",
+            field="min_per_group",
+        )
+    keep = np.isin(ds.y.astype(np.int64), np.asarray(labels, dtype=np.int64))
+    split = np.asarray(ds.split)
+    dropped = {
+        name: int(((split == v) & ~keep).sum())
+        for name, v in (("train", 0), ("test", 1), ("validation", 2))
+    }
+    left_out = sorted(set(int(v) for v in np.unique(ds.y[~keep])))
+    log.info(
+        "min_per_group %d: %d space groups are classes; dropped %d rows (%d train, %d test, "
+        "%d validation) of %d rarer groups",
+        n_min, len(labels), int((~keep).sum()), dropped["train"], dropped["test"],
+        dropped["validation"], len(left_out),
+    )  # fmt: skip
+    manifest = {
+        **ds.manifest,
+        "label_set": "all",
+        "labels": list(labels),
+        "min_per_group": n_min,
+        "dropped_below_min_per_group": {
+            "rows": int((~keep).sum()),
+            **{f"{k}_rows": v for k, v in dropped.items()},
+            "groups": left_out,
+        },
+    }
+    return dataclasses.replace(ds.subset(np.flatnonzero(keep)), labels=labels, manifest=manifest)
 
 
 def _train_rows(ds: Dataset, cfg_seed: int, max_train: int) -> np.ndarray:
@@ -1027,6 +1139,7 @@ def train(
     augment: AugmentFn | None = None,
     progress: ProgressFn | None = None,
     ddp: bool = False,
+    min_per_group: int | None = None,
 ) -> TrainResult:
     """Train the preset ``model`` on a dataset and save the artifact into ``out_dir``.
 
@@ -1053,6 +1166,13 @@ def train(
         Called with a :class:`ProgressEvent` after every batch and epoch.
     ddp : bool
         DistributedDataParallel under torchrun (see the module docstring).
+    min_per_group : int, optional
+        For a dataset of every space group (``label_set="all230"``): the classes are the
+        groups with at least this many distinct training structures, the other groups' rows
+        are dropped (:func:`select_groups`; default :data:`DEFAULT_MIN_PER_GROUP` = 10: a
+        class needs enough structures to be learned and calibrated).  The model's manifest
+        then says ``label_set: "all"``, ``min_per_group`` and the labels in order.  Refused
+        for other datasets.
 
     Returns
     -------
@@ -1062,6 +1182,7 @@ def train(
 
     ds = dataset if isinstance(dataset, Dataset) else read_dataset(dataset)
     preset = get_preset(model)
+    ds = select_groups(ds, min_per_group)
     out = Path(out_dir)
     given = {
         "epochs": epochs,

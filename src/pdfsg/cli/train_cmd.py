@@ -38,6 +38,15 @@ def add_parser(subparsers: Any) -> None:
         "--max-train", type=int, default=None, metavar="N", help="train on at most N rows"
     )
     p.add_argument(
+        "--min-per-group",
+        type=int,
+        default=None,
+        metavar="N",
+        help="for a dataset of every space group (dataset build --label-set all230): the "
+        "classes are the groups with at least N distinct training structures, the other "
+        "groups' rows are dropped (default 10: enough to learn and calibrate a class)",
+    )
+    p.add_argument(
         "--set",
         action="append",
         default=[],
@@ -122,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
             bar.set_description(ev.stage)
             bar.refresh()
 
+    from pdfsg.errors import ParamsError
+
     try:
         result = train(
             args.dataset,
@@ -140,7 +151,12 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             progress=progress,
             ddp=args.ddp,
+            min_per_group=args.min_per_group,
         )
+    except ParamsError as exc:  # named as the option: --min-per-group
+        from pdfsg.cli.common import option_error
+
+        raise option_error(exc) from None
     finally:
         if bar is not None:
             bar.close()
@@ -152,4 +168,12 @@ def run(args: argparse.Namespace) -> int:
         summary += f"  test top-1 {100 * top['1']:.1f} %  top-6 {100 * top['6']:.1f} %"
         summary += f"  (n = {result.metrics['n']})"
     print(summary)
+    manifest = json.loads((result.out_dir / "manifest.json").read_text(encoding="utf-8"))
+    if "min_per_group" in manifest:
+        dropped = manifest["training"]["dataset"]["dropped_below_min_per_group"]
+        print(
+            f"  {len(manifest['labels'])} space groups with >= {manifest['min_per_group']} "
+            f"training structures; dropped {dropped['rows']} rows of {len(dropped['groups'])} "
+            f"rarer groups ({dropped['train_rows']} train, {dropped['test_rows']} test)"
+        )
     return 0
