@@ -23,10 +23,10 @@ def shared_data():
 RANDOM_MODEL_LABELS = (2, 14, 62, 136, 166, 194, 221, 225)
 
 
-@pytest.fixture(scope="session")
-def random_logreg_model(tmp_path_factory):
+def make_logreg_model(folder, labels, *, intercept=None, seed: int = 0, name: str = ""):
     """A real model folder: logistic regression on X with random coefficients (no
-    training) over :data:`RANDOM_MODEL_LABELS`, for tests of serving, not of accuracy."""
+    training) over ``labels`` (``intercept``: one per label, default zeros), for tests of
+    serving and ranking, not of accuracy."""
     import numpy as np
 
     from pdfsg.artifact import save_model
@@ -34,14 +34,19 @@ def random_logreg_model(tmp_path_factory):
     from pdfsg.params import PdfParams
 
     params = PdfParams()
-    rng = np.random.default_rng(0)
-    labels = RANDOM_MODEL_LABELS
+    rng = np.random.default_rng(seed)
     clf = LogRegClassifier(
-        labels=labels,
+        labels=tuple(labels),
         params=params,
         coef=rng.normal(0.0, 0.15, size=(len(labels), params.npoints)),
-        intercept=np.zeros(len(labels)),
+        intercept=np.zeros(len(labels)) if intercept is None else np.asarray(intercept),
         config={"feature": "x"},
     )
+    return save_model(folder, clf, name=name or folder.name)
+
+
+@pytest.fixture(scope="session")
+def random_logreg_model(tmp_path_factory):
+    """:func:`make_logreg_model` over :data:`RANDOM_MODEL_LABELS` (the web tests' model)."""
     folder = tmp_path_factory.mktemp("model") / "random-logreg"
-    return save_model(folder, clf, name="random-logreg")
+    return make_logreg_model(folder, RANDOM_MODEL_LABELS)

@@ -94,7 +94,7 @@ def test_openapi_schema_documents_the_predict_endpoint(client):
     body = post["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert body["properties"]["files"]["items"]["format"] == "binary"
     assert {"200", "400", "413", "415", "422"} <= set(post["responses"])
-    assert {p["name"] for p in post["parameters"]} == {"top", "qmax", "refine"}
+    assert {p["name"] for p in post["parameters"]} == {"top", "qmax", "refine", "label_set"}
     assert "/api/info" in schema["paths"]
 
 

@@ -154,6 +154,20 @@ def test_upload_page_ranks_files_and_renders_names_as_text(playwright_api, serve
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "web.png"), full_page=True)
 
+            # 2b. the label-set select: the paper's 45 hold all 8 of this model's groups, so
+            #     the ranking stays and the card says which set was used
+            options = page.locator("#label-set option").all_text_contents()
+            assert options == ["the model's own 8 groups", "the paper's 45 (8 here)"]
+            page.select_option("#label-set", "paper45")
+            expect(page.locator("article.card p.labelset").first).to_contain_text(
+                "Label set paper45: 8 of the model's 8 groups"
+            )
+            rows = page.locator("article.card").first.locator("table.ranking tbody tr")
+            got = [int(rows.nth(i).locator("td").nth(2).text_content()) for i in range(5)]
+            assert got == numbers
+            page.select_option("#label-set", "all")
+            expect(page.locator("article.card p.labelset")).to_have_count(0)
+
             # 3. the fit check ("Check the top groups by fitting") on a simulated fcc Ni
             #    file: its card gets the combined ranking of the 6 refined groups
             from test_web import _ni_text

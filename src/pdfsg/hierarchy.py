@@ -69,6 +69,59 @@ def level_probabilities(labels: Sequence[int], proba: np.ndarray, level: str) ->
     return {k: round(v, 6) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
+#: what ``label_set`` accepts besides the names of :func:`pdfsg.spacegroups.label_set`: no
+#: restriction, the model's own classes
+OWN_LABEL_SET = "all"
+
+
+def restriction(labels: Sequence[int], label_set: str | None) -> np.ndarray | None:
+    """Class indices of ``labels`` (a model's class order) inside the named label set, or
+    None for no restriction (``None`` or ``"all"``: the model's own classes).
+
+    Raises
+    ------
+    pdfsg.errors.ParamsError
+        (``field="label_set"``) for an unknown name, or a set that holds none of the
+        model's groups.
+    """
+    from pdfsg.errors import ParamsError
+    from pdfsg.spacegroups import label_set as named_set
+
+    if label_set is None or label_set == OWN_LABEL_SET:
+        return None
+    try:
+        allowed = set(named_set(label_set))
+    except ParamsError:
+        raise ParamsError(
+            f"label_set: unknown label set {label_set!r}; choose {OWN_LABEL_SET} (the model's "
+            "own groups), paper45 or all230",
+            field="label_set",
+        ) from None
+    keep = np.array([i for i, sg in enumerate(labels) if int(sg) in allowed], dtype=np.int64)
+    if keep.size == 0:
+        raise ParamsError(
+            f"label_set: {label_set} holds none of the model's {len(labels)} space groups",
+            field="label_set",
+        )
+    return keep
+
+
+def restrict(
+    labels: Sequence[int], proba: np.ndarray, keep: np.ndarray | None
+) -> tuple[tuple[int, ...], np.ndarray]:
+    """The classes ``keep`` (from :func:`restriction`) and their probabilities renormalised
+    to sum to 1 along the last axis (``proba``: one row or (n, K)); unchanged for None.  A
+    row whose kept probabilities sum to 0 becomes uniform over them."""
+    proba = np.asarray(proba, dtype=np.float64)
+    if keep is None:
+        return tuple(int(v) for v in labels), proba
+    sub = proba[..., keep]
+    total = sub.sum(axis=-1, keepdims=True)
+    uniform = np.full_like(sub, 1.0 / keep.size)
+    sub = np.divide(sub, total, out=uniform, where=total > 0)
+    return tuple(int(labels[i]) for i in keep), sub
+
+
 def cumulative_set(proba: np.ndarray, level: float) -> np.ndarray:
     """Indices of the fewest most-probable classes whose probabilities sum to >= level (the
     prediction set of an uncalibrated model: its coverage is only as good as its

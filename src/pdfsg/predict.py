@@ -14,6 +14,12 @@ A composition (``composition="La0.72Ca0.28MnO3"``, or the one in the file's head
 passed to models that use one (``uses_composition``); the result's ``data_settings`` say
 which composition was used and where it came from, and ``notes`` say when the ranking
 rests on G(r) alone.
+
+``label_set="paper45"`` ranks only the model's groups inside that set (their probabilities
+renormalised to sum to 1; the crystal-system, Bravais and Laue probabilities, the sentence
+and the prediction set follow from the restricted ones, with the model's own conformal
+threshold); ``None`` or ``"all"`` ranks every group of the model.  The result's
+``label_set`` says which was used.
 """
 
 from __future__ import annotations
@@ -70,6 +76,9 @@ class PredictionResult:
     #: the smallest set of groups holding the truth at ``level`` ("space_groups", "symbols",
     #: "level", "method"): conformal when the model is calibrated
     prediction_set: dict[str, Any] = field(default_factory=dict)
+    #: the groups ranked: ``name`` (``"all"``: the model's own, or e.g. ``"paper45"``),
+    #: ``n_groups`` (how many were ranked), ``model_groups`` (how many the model has)
+    label_set: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +88,7 @@ class PredictionResult:
             "bravais_lattices": self.bravais_lattices,
             "laue_classes": self.laue_classes,
             "prediction_set": dict(self.prediction_set),
+            "label_set": dict(self.label_set),
             "uncertainty": self.uncertainty,
             "warnings": list(self.warnings),
             "notes": list(self.notes),
@@ -343,6 +353,7 @@ class Predictor:
         top: int = 6,
         composition: str | Mapping[str, float] | None = None,
         composition_from: str = "option",
+        label_set: str | None = None,
     ) -> PredictionResult:
         """Rank the space groups for one curve G(r).
 
@@ -359,19 +370,31 @@ class Predictor:
         composition_from : where the composition came from, for ``data_settings``
             (``"option"`` or ``"header"``)
         top : how many space groups to return (0: all of them)
+        label_set : ``"paper45"`` / ``"all230"`` ranks only the model's groups in that set,
+            renormalised (see the module docstring); None or ``"all"``: every group
 
         Raises
         ------
         ParamsError
-            ``qmax`` <= 0 or ``top`` < 0 (:func:`check_options`).
+            ``qmax`` <= 0 or ``top`` < 0 (:func:`check_options`); an unknown ``label_set``
+            or one that holds none of the model's groups (``field="label_set"``).
         PdfFileError
             The curve cannot be classified (too short, too coarse, not increasing...).
         """
+        keep = self.restriction(label_set)
         pending = self._prepare_curve(
             r, g, qmax=qmax, source=source, top=top, composition=composition,
             composition_from=composition_from,
         )  # fmt: skip
-        return self._finish_curve(pending, self._run([pending])[0], top)
+        return self._finish_curve(pending, self._run([pending])[0], top, keep, label_set)
+
+    def restriction(self, label_set: str | None) -> np.ndarray | None:
+        """Class indices of the model's groups inside ``label_set`` (None: every group);
+        :class:`~pdfsg.errors.ParamsError` (``field="label_set"``) for an unknown name or
+        a set without any of the model's groups."""
+        from pdfsg.hierarchy import restriction
+
+        return restriction(self.labels, label_set)
 
     def _prepare_curve(
         self,
@@ -450,10 +473,21 @@ class Predictor:
                     out[i] = row
         return out
 
-    def _finish_curve(self, pending: _Pending, proba: np.ndarray, top: int) -> PredictionResult:
-        """Everything :meth:`predict` does after the network: ranking, warnings, result."""
+    def _finish_curve(
+        self,
+        pending: _Pending,
+        proba: np.ndarray,
+        top: int,
+        keep: np.ndarray | None = None,
+        label_set: str | None = None,
+    ) -> PredictionResult:
+        """Everything :meth:`predict` does after the network: the restriction to ``keep``
+        (:meth:`restriction`), ranking, warnings, result."""
+        from pdfsg.hierarchy import OWN_LABEL_SET, restrict
         from pdfsg.spacegroups import get
 
+        model_groups = len(pending.model.labels)
+        labels, proba = restrict(pending.model.labels, proba, keep)
         model, prepared, warnings = pending.model, pending.prepared, list(pending.warnings)
         name, source = pending.name, pending.source
         comp_settings, comp_note = pending.comp_settings, pending.comp_note
@@ -465,9 +499,9 @@ class Predictor:
             order = order[:top]
         ranked = []
         for i in order:
-            sg = get(int(model.labels[i]))
+            sg = get(labels[i])
             ranked.append(RankedGroup(sg.number, sg.symbol, sg.crystal_system, float(proba[i])))
-        summary = self._summary(model, proba, pending.comp is not None)
+        summary = self._summary(model, labels, proba, pending.comp is not None)
         if ranked and ranked[0].probability < LOW_CONFIDENCE:
             warnings.append(
                 f"{name}: low confidence (top probability {ranked[0].probability:.0%}); "
@@ -485,7 +519,7 @@ class Predictor:
             r=prepared.r,
             x=prepared.x,
             probabilities=np.asarray(proba, dtype=np.float64),
-            labels=tuple(int(v) for v in model.labels),
+            labels=labels,
             bravais_lattices=summary.bravais_lattice,
             laue_classes=summary.laue_class,
             prediction_set={
@@ -494,19 +528,25 @@ class Predictor:
                 "level": summary.set_level,
                 "method": summary.set_method,
             },
+            label_set={
+                "name": OWN_LABEL_SET if keep is None else str(label_set),
+                "n_groups": len(labels),
+                "model_groups": model_groups,
+            },
         )
 
     @staticmethod
-    def _summary(model: Any, proba: np.ndarray, composition_known: bool):
-        """Levels, prediction set and sentence (:func:`pdfsg.hierarchy.summarise`), with the
-        model's conformal threshold for this input mode when it is calibrated."""
+    def _summary(model: Any, labels: tuple[int, ...], proba: np.ndarray, composition_known: bool):
+        """Levels, prediction set and sentence (:func:`pdfsg.hierarchy.summarise`) of the
+        (possibly restricted) ``labels`` and ``proba``, with the model's conformal threshold
+        for this input mode when it is calibrated."""
         from pdfsg.hierarchy import summarise
 
         cal = model.calibration(composition_known) if hasattr(model, "calibration") else None
         threshold = cal.get("conformal_threshold") if cal else None
         manifest = getattr(model, "manifest", None) or {}
         level = 1.0 - float((manifest.get("calibration") or {}).get("alpha", 0.1))
-        return summarise(tuple(model.labels), proba, conformal_threshold=threshold, set_level=level)
+        return summarise(labels, proba, conformal_threshold=threshold, set_level=level)
 
     def predict_file(
         self,
@@ -517,11 +557,14 @@ class Predictor:
         radiation: str | None = None,
         top: int = 6,
         composition: str | Mapping[str, float] | bool | None = None,
+        label_set: str | None = None,
     ) -> PredictionResult:
         """Read a PDF file (.gr, .cgr, .fgr, two/three-column text) and rank space groups.
 
         ``composition`` (a formula or element -> amount) replaces the header's; None uses
         the header's when it has one; False ranks from G(r) alone whatever the header says.
+        ``label_set`` restricts the ranking as in :meth:`predict` (checked before the file
+        is read).
 
         ``qmax``, ``qdamp`` and ``radiation`` override what the file's header says; the
         values used are reported in ``data_settings`` (with where they came from) and
@@ -529,10 +572,12 @@ class Predictor:
         the options the model's Qmax is assumed: ``data_settings`` says so
         (``qmax_from = "assumed (the model's)"``) and so does a warning.
         """
+        self.restriction(label_set)
         fi = self._read_file(
             path, qmax=qmax, qdamp=qdamp, radiation=radiation, top=top, composition=composition
         )
-        return self._finish_file(self.predict(fi.data.r, fi.data.g, **fi.curve_options(top)), fi)
+        result = self.predict(fi.data.r, fi.data.g, label_set=label_set, **fi.curve_options(top))
+        return self._finish_file(result, fi)
 
     def _read_file(
         self,
@@ -611,15 +656,18 @@ class Predictor:
         top: int = 6,
         composition: str | Mapping[str, float] | bool | None = None,
         batch_size: int = 256,
+        label_set: str | None = None,
     ) -> list[PredictionResult | PredictionError]:
         """:meth:`predict_file` (paths) or :meth:`predict` (``(r, g)`` pairs) for many
         inputs, the networks run in batches: the same answers, in the same order.
 
         The options apply to every input.  An input that cannot be answered (unreadable
         file, unusable curve) becomes a :class:`PredictionError` in its place; the others
-        are answered.  Invalid options (``top < 0``...) raise, as in :meth:`predict`.
+        are answered.  Invalid options (``top < 0``, a bad ``label_set``...) raise, as in
+        :meth:`predict`.
         """
         check_options(qmax=qmax, qdamp=qdamp, top=top)
+        keep = self.restriction(label_set)
         items = list(items)
         done: list[PredictionResult | PredictionError | None] = [None] * len(items)
         pending: list[_Pending] = []
@@ -644,7 +692,7 @@ class Predictor:
             pending.append(p)
             owners.append((k, fi))
         for (k, fi), p, proba in zip(owners, pending, self._run(pending, batch_size), strict=True):
-            result = self._finish_curve(p, proba, top)
+            result = self._finish_curve(p, proba, top, keep, label_set)
             done[k] = result if fi is None else self._finish_file(result, fi)
         return [d for d in done if d is not None]
 

@@ -33,6 +33,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument(
+        "--label-set",
+        metavar="NAME",
+        default=None,
+        help="rank only the model's groups in this set, their probabilities renormalised: "
+        "paper45 (the paper's 45 groups), all230; all (default): every group of the model",
+    )
+    p.add_argument(
         "--qmax", type=float, default=None, help="Qmax of the data [1/Å] (overrides header)"
     )
     p.add_argument(
@@ -101,6 +108,12 @@ def render_table(results: list[dict]) -> str:
         if "error" in res:
             lines.append(f"   error: {res['error']}")
             continue
+        ls = res.get("label_set") or {}
+        if ls.get("name", "all") != "all":
+            lines.append(
+                f"   label set: {ls['name']} ({ls['n_groups']} of the model's "
+                f"{ls['model_groups']} groups; probabilities renormalised over them)"
+            )
         lines.append(f"   {'rank':>4}  {'space group':<14}{'no.':>5}  {'crystal system':<14} prob.")
         for k, p in enumerate(res["predictions"], 1):
             lines.append(
@@ -162,16 +175,18 @@ def render_csv(results: list[dict]) -> str:
             "in_prediction_set",
             "bravais_lattice",
             "laue_class",
+            "label_set",
         ]
     )
     for res in results:
         if "error" in res:
-            w.writerow([res["file"], "", "", "", "", "", res["error"], "", "", "", "", "", ""])
+            w.writerow([res["file"], "", "", "", "", "", res["error"], *[""] * 7])
             continue
         warnings = " | ".join(res["warnings"])
         settings = res.get("data_settings", {})
         composition = [settings.get("composition") or "", settings.get("composition_from", "none")]
         in_set = set((res.get("prediction_set") or {}).get("space_groups", []))
+        label_set = (res.get("label_set") or {}).get("name", "all")
         for k, p in enumerate(res["predictions"], 1):
             sg = get(p["space_group"])
             w.writerow(
@@ -188,6 +203,7 @@ def render_csv(results: list[dict]) -> str:
                     "yes" if p["space_group"] in in_set else "no",
                     sg.bravais_lattice,
                     sg.laue_class,
+                    label_set,
                 ]
             )
     return buf.getvalue()
@@ -241,6 +257,12 @@ def run(args: argparse.Namespace) -> int:
         raise ParamsError(f"--threads must be >= 1, got {args.threads}")
     limit_threads(args.threads)
     predictor = Predictor.load(args.model)  # a bad model is a user error for the whole run
+    try:  # before any file is read
+        predictor.restriction(args.label_set)
+    except ParamsError as exc:
+        from pdfsg.cli.common import option_error
+
+        raise option_error(exc) from None
     refiner = None
     if args.refine:
         from pdfsg.cli.refine_opts import RefineContext
@@ -257,6 +279,7 @@ def run(args: argparse.Namespace) -> int:
         radiation=args.radiation,
         top=max(args.top, args.refine_top) if refiner else args.top,
         composition=False if args.no_composition else args.composition,
+        label_set=args.label_set,
     )
     for f, res in zip(args.files, outcomes, strict=True):
         if isinstance(res, PredictionError):  # one bad file does not stop the others

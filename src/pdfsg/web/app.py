@@ -9,14 +9,17 @@
 ``POST /api/predict``
     Multipart field ``files`` (one or more PDF files), optional text fields ``composition``
     (none, or one per file in upload order: a formula such as ``La0.72Ca0.28MnO3``; an empty
-    one keeps the file header's composition); query ``top`` and ``qmax``.  The body is the
+    one keeps the file header's composition); query ``top``, ``qmax`` and ``label_set``
+    (``paper45``: rank only the model's groups among the paper's 45, renormalised; ``all``,
+    the default: every group of the model).  The body is the
     JSON of ``pdfsg predict --format json`` (a list with one entry per file, in upload
     order: ``data_settings`` says which composition was used and where it came from,
     ``notes`` when the ranking used G(r) alone), each successful entry with the curve on the
     model grid added (``r`` [Å] and ``x``, the normalised G), each failed one
     ``{"file", "error"}`` (a composition that cannot be read fails its file only).
 ``GET /api/info``
-    The model (name, label count, r grid, Qmax) and the upload limits.
+    The model (name, label count, r grid, Qmax), the label sets it can be restricted to and
+    the upload limits.
 
 HTTP status policy of ``POST /api/predict``
     * **200** when at least one file was ranked; files that failed are ``{"file", "error"}``
@@ -30,7 +33,7 @@ HTTP status policy of ``POST /api/predict``
       fields that is neither 0 nor the number of files, or malformed multipart;
       **413** a body larger than ``max_files`` x ``max_file_bytes`` (checked on the
       Content-Length header and while streaming); **415** a body that is not
-      multipart/form-data; **422** a bad ``top`` or ``qmax``.
+      multipart/form-data; **422** a bad ``top``, ``qmax`` or ``label_set``.
 
 Uploads are checked by the same code as the CLI: each file is written to a temporary folder
 (deleted when the request ends, whatever happens) under a fixed safe name that keeps only
@@ -158,6 +161,11 @@ class FileResult(BaseModel):
         "the data (pdffit2): ranking (combined, model and fit ranks, best Rw), candidates "
         "(group, source, Rw, lattice), best, notes; or {error} when nothing could be refined",
     )
+    label_set: dict[str, Any] | None = Field(
+        default=None,
+        description="the groups ranked: name ('all': the model's own, or e.g. 'paper45'), "
+        "n_groups (ranked), model_groups (the model's)",
+    )
     r: list[float] | None = Field(default=None, description="model grid points covered [Å]")
     x: list[float] | None = Field(default=None, description="normalised G on those points")
     error: str | None = Field(default=None, description="one-line reason the file failed")
@@ -175,6 +183,7 @@ class ModelInfo(BaseModel):
     models: list[dict[str, Any]]
     n_groups: int
     labels: list[int]
+    label_sets: list[dict[str, Any]]
     rmin: float
     rmax: float
     rstep: float
@@ -298,6 +307,7 @@ def _predict_uploads(
     max_file_bytes: int,
     refine: int = 0,
     library: Any = None,
+    label_set: str | None = None,
 ) -> list[_Outcome]:
     """Rank each upload through the file reader of the CLI (and refine candidates of its
     top ``refine`` groups); one temporary folder per request, removed on the way out."""
@@ -314,7 +324,11 @@ def _predict_uploads(
             path.write_bytes(up.data)
             try:
                 res = predictor.predict_file(
-                    path, qmax=qmax, top=max(top, refine), composition=up.composition
+                    path,
+                    qmax=qmax,
+                    top=max(top, refine),
+                    composition=up.composition,
+                    label_set=label_set,
                 )
                 refined = _refinement(res, path, up.name, refine, library) if refine else None
                 res.predictions = res.predictions[:top]
@@ -351,6 +365,21 @@ def _status_of(outcomes: list[_Outcome]) -> int:
     return 422
 
 
+def _label_sets(predictor: Any) -> list[dict[str, Any]]:
+    """The restrictions the page offers: the model's own groups, and the paper's 45 when
+    the model has any of them."""
+    from pdfsg.errors import ParamsError
+
+    n = len(predictor.labels)
+    out = [{"name": "all", "n_groups": n, "description": f"the model's own {n} groups"}]
+    try:
+        k = len(predictor.restriction("paper45"))
+    except ParamsError:
+        return out
+    out.append({"name": "paper45", "n_groups": k, "description": f"the paper's 45 ({k} here)"})
+    return out
+
+
 def _model_info(predictor: Any, max_files: int, max_file_bytes: int) -> dict[str, Any]:
     params = predictor.params
     grid = params.r_grid()
@@ -375,6 +404,7 @@ def _model_info(predictor: Any, max_files: int, max_file_bytes: int) -> dict[str
         "models": models,
         "n_groups": len(predictor.labels),
         "labels": [int(v) for v in predictor.labels],
+        "label_sets": _label_sets(predictor),
         "rmin": float(grid[0]),
         "rmax": float(grid[-1]),
         "rstep": float(params.rstep),
@@ -543,9 +573,20 @@ def create_app(
             description="refine candidate structures of the top `refine` groups of each file "
             f"against its data (pdffit2; ~20 s a file, at most {MAX_REFINE_FILES} files); 0: off",
         ),
+        label_set: str | None = Query(
+            None,
+            max_length=20,
+            description="rank only the model's groups in this set, their probabilities "
+            "renormalised: 'paper45' (the paper's 45 groups) or 'all230'; 'all' (default): "
+            "every group of the model",
+        ),
     ) -> Response:
         if qmax is not None and not math.isfinite(qmax):
             return _error(422, "qmax: must be a finite number")
+        try:
+            predictor.restriction(label_set)
+        except PdfsgError as exc:
+            return _error(422, str(exc))
         ctype = request.headers.get("content-type", "")
         if not ctype.lower().startswith("multipart/form-data"):
             return _error(415, "send the files as multipart/form-data in the field 'files'")
@@ -597,7 +638,7 @@ def create_app(
         library = _shipped_library() if refine else None
         outcomes = await anyio.to_thread.run_sync(
             _predict_uploads, predictor, uploads, top, qmax, max_file_bytes, refine, library,
-            limiter=limiter,
+            label_set, limiter=limiter,
         )  # fmt: skip
         results = [o.entry for o in outcomes]
         status = _status_of(outcomes)

@@ -185,6 +185,12 @@
   function resultCard(res, index) {
     const card = el("article", { class: "card" });
     card.appendChild(el("h2", {}, res.file));
+    const ls = res.label_set;
+    if (ls && ls.name !== "all") {
+      card.appendChild(el("p", { class: "muted labelset" },
+        `Label set ${ls.name}: ${ls.n_groups} of the model's ${ls.model_groups} groups, ` +
+        "probabilities renormalised over them"));
+    }
     if (res.error) {
       card.classList.add("failed");
       card.appendChild(el("p", { class: "error" }, res.error));
@@ -278,6 +284,8 @@
     const params = new URLSearchParams({ top: $("top").value || "6" });
     const qmax = $("qmax").value.trim();
     if (qmax) params.set("qmax", qmax);
+    const labelSet = $("label-set").value;
+    if (labelSet && labelSet !== "all") params.set("label_set", labelSet);
     const refine = $("refine").checked;
     if (refine) params.set("refine", "6");
     const n = state.files.length;
@@ -329,6 +337,15 @@
 
   // ------------------------------------------------------------------ start-up
 
+  // the label sets the model can be restricted to (api/info), as the select's options
+  function fillLabelSets(sets) {
+    const select = $("label-set");
+    if (!sets || !sets.length) return;
+    select.replaceChildren();
+    for (const s of sets) select.appendChild(el("option", { value: s.name }, s.description));
+    select.value = "all";
+  }
+
   function fillTop(nGroups) {
     const select = $("top");
     const choices = TOP_CHOICES.filter((k) => k < nGroups);
@@ -348,6 +365,7 @@
       const mb = (info.max_file_bytes / 1024 / 1024).toPrecision(3).replace(/\.?0+$/, "");
       $("limits").textContent = `Up to ${info.max_files} files at once, ${mb} MB each.`;
       fillTop(info.n_groups);
+      fillLabelSets(info.label_sets);
     } catch (err) {
       $("model-info").textContent = `Could not read the model description (${err.message}).`;
       fillTop(230);
@@ -378,6 +396,7 @@
     });
     $("top").addEventListener("change", submit);
     $("qmax").addEventListener("change", submit);
+    $("label-set").addEventListener("change", submit);
     $("refine").addEventListener("change", submit);
     $("controls").addEventListener("submit", (e) => {
       e.preventDefault();
