@@ -40,8 +40,9 @@ def main() -> None:
     from pdfsg import pdf
     from pdfsg.params import PdfParams
     from pdfsg.shared_data import shared_data_dir
+    from pdfsg.sources import iter_records
     from pdfsg.spacegroups import get
-    from pdfsg.structures import iter_records, label_space_group, record_structure
+    from pdfsg.structures import label_space_group, record_structure
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=shared_data_dir())

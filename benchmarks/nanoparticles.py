@@ -36,7 +36,8 @@ def main() -> None:
     from pdfsg.params import PdfParams
     from pdfsg.predict import Predictor
     from pdfsg.shared_data import shared_data_dir
-    from pdfsg.structures import iter_records, record_structure
+    from pdfsg.sources import iter_records
+    from pdfsg.structures import record_structure
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dataset", type=Path)

@@ -136,7 +136,8 @@ def _simulated_rows(n, library, seed, data_dir: Path):
     from pymatgen.core import Composition
 
     from pdfsg.refine.library import standard_cell
-    from pdfsg.structures import iter_records, record_structure
+    from pdfsg.sources import iter_records
+    from pdfsg.structures import record_structure
 
     records = list(iter_records(data_dir / "structures" / "mpts52_dev.csv.gz"))
     order = np.random.default_rng(seed).permutation(len(records))

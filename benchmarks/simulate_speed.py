@@ -73,8 +73,10 @@ def timed(engine: str, indices: list[int], workers: int) -> float:
 
 
 def main() -> None:
+    from pdfsg.errors import StructureError
     from pdfsg.shared_data import shared_data_dir
-    from pdfsg.structures import StructureError, iter_records, record_structure
+    from pdfsg.sources import iter_records
+    from pdfsg.structures import record_structure
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=shared_data_dir())

@@ -2,7 +2,7 @@
 
 Real structures: ``DATA/structures/*.csv.gz`` (Materials Project), labelled with spglib at
 symprec 0.1, at most ``--real-per-group`` per group.  Synthetic: ``--per-group`` crystals per
-group from :mod:`pdfsg.synthetic` with default settings.  Per group and pooled it compares
+group from :mod:`pdfsg.sources.synthetic` with default settings.  Per group and pooled it compares
 
 * atoms per conventional cell,
 * volume per atom [Å³],
@@ -36,14 +36,10 @@ import numpy as np
 from pdfsg import spacegroups
 from pdfsg.pdf import simulate
 from pdfsg.shared_data import shared_data_dir
-from pdfsg.synthetic import (
-    GenerationStats,
-    SyntheticConfig,
-    _covalent_radius,
-    analyze_structure,
-    generate_chunk,
-    iter_source_structures,
-)
+from pdfsg.sources.collections import iter_source_structures
+from pdfsg.sources.geometry import _covalent_radius
+from pdfsg.sources.stats import analyze_structure
+from pdfsg.sources.synthetic import GenerationStats, SyntheticConfig, generate_chunk
 
 HERE = Path(__file__).resolve().parent
 DESCRIPTORS = ("atoms", "volume_per_atom", "nn_distance", "nn_ratio", "peak_density")

@@ -26,14 +26,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from pdfsg import spacegroups
 from pdfsg.shared_data import shared_data_dir
-from pdfsg.synthetic import (
-    GenerationStats,
-    SyntheticConfig,
-    build_stats,
-    generate_chunk,
-    iter_source_structures,
-    load_stats,
-)
+from pdfsg.sources.collections import iter_source_structures
+from pdfsg.sources.stats import build_stats, load_stats
+from pdfsg.sources.synthetic import GenerationStats, SyntheticConfig, generate_chunk
 
 HERE = Path(__file__).resolve().parent
 

@@ -24,7 +24,8 @@ from pdfsg.errors import DatasetError, ParamsError
 from pdfsg.params import PdfParams
 from pdfsg.pdf import simulate
 from pdfsg.preprocess import normalize_minmax
-from pdfsg.structures import StructureRecord, iter_records, parse_structure
+from pdfsg.sources import StructureRecord, iter_records
+from pdfsg.structures import parse_structure
 
 DATA = Path(__file__).parent / "data" / "structures"
 CSV = DATA / "textbook.csv"

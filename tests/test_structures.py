@@ -11,17 +11,19 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from pdfsg.errors import StructureError
-from pdfsg.structures import (
-    StructureReadError,
+from pdfsg.sources import (
     StructureRecord,
     count_records,
-    deduplicate,
     iter_records,
+    register_source,
+    source_fingerprint,
+)
+from pdfsg.structures import (
+    StructureReadError,
+    deduplicate,
     label_space_group,
     parse_structure,
     read_structure,
-    register_source,
-    source_fingerprint,
 )
 
 DATA = Path(__file__).parent / "data" / "structures"

@@ -8,18 +8,18 @@ import re
 import numpy as np
 import pytest
 
-from pdfsg import synthetic
 from pdfsg.cli import main
 from pdfsg.errors import ParamsError
-from pdfsg.synthetic import (
+from pdfsg.sources import synthetic
+from pdfsg.sources.geometry import min_distance_ratio, pair_min_distances, space_group_of
+from pdfsg.sources.prototypes import PROTOTYPES
+from pdfsg.sources.stats import STATS_FORMAT, default_stats_path, load_stats
+from pdfsg.sources.synthetic import (
     GenerationStats,
     SyntheticConfig,
     generate,
     generate_chunk,
     generate_crystal,
-    load_stats,
-    min_distance_ratio,
-    space_group_of,
 )
 
 GROUPS = (225, 62, 14, 194)
@@ -42,7 +42,7 @@ def test_groups_distances_density(crystals):
         assert 1 <= len(s) <= 24
         assert 5.0 < s.volume / len(s) < 80.0  # Å³ per atom, as in real inorganic crystals
         learned = load_stats().pair_min_distance
-        for key, d in synthetic.pair_min_distances(s).items():
+        for key, d in pair_min_distances(s).items():
             assert d >= cfg.pair_min_scale * learned.get(key, 0.0) - 1e-6, key
     assert sum(report.accepted.values()) == len(items)
     assert 0.0 <= report.rejection_rate() < 1.0
@@ -100,10 +100,10 @@ def test_any_group_has_a_plan():
 
 
 def test_shipped_stats_table():
-    path = synthetic.default_stats_path()
+    path = default_stats_path()
     assert path.stat().st_size < 1_000_000
     data = load_stats().data
-    assert data["format"] == synthetic.STATS_FORMAT
+    assert data["format"] == STATS_FORMAT
     assert "CC BY 4.0" in data["source"]["license"]
     assert "Materials Project" in data["source"]["attribution"]
     assert data["groups"]["225"]["n"] > 50
@@ -187,8 +187,8 @@ def test_bad_calls():
 
 
 def test_structure_records():
-    from pdfsg.structures import StructureRecord
-    from pdfsg.synthetic import iter_synthetic_records
+    from pdfsg.sources import StructureRecord
+    from pdfsg.sources.synthetic import iter_synthetic_records
 
     cfg = SyntheticConfig(space_groups=(221, 225), per_group=1, seed=4)
     recs = list(iter_synthetic_records(cfg))
@@ -212,7 +212,7 @@ def test_dataset_build_generates_on_workers_and_resumes(tmp_path):
     """`pdfsg dataset build --synthetic N`: records carry a recipe, crystals are made where
     the chunk is processed, and a rerun resumes every finished chunk."""
     from pdfsg.datasets import build_dataset, read_dataset
-    from pdfsg.structures import iter_records
+    from pdfsg.sources import iter_records
 
     spec = "synthetic:6,seed=3"
     records = list(iter_records(spec))
@@ -230,11 +230,11 @@ def test_dataset_build_generates_on_workers_and_resumes(tmp_path):
     assert again.n_chunks_resumed == 3
 
 
-@pytest.mark.parametrize("name", sorted(__import__("pdfsg.synthetic").synthetic.PROTOTYPES))
+@pytest.mark.parametrize("name", sorted(PROTOTYPES))
 def test_prototypes_have_their_space_group_and_sane_density(name):
+    from pdfsg.sources.prototypes import make_prototype
     from pdfsg.spacegroups import get
     from pdfsg.structures import label_space_group
-    from pdfsg.synthetic import PROTOTYPES, load_stats, make_prototype
 
     for seed in range(3):
         s = make_prototype(name, np.random.default_rng(seed), load_stats())
@@ -244,7 +244,7 @@ def test_prototypes_have_their_space_group_and_sane_density(name):
 
 def test_prototype_source_is_reproducible_and_checks_its_spec():
     from pdfsg.errors import ParamsError
-    from pdfsg.structures import iter_records
+    from pdfsg.sources import iter_records
 
     a = [r.structure.composition.formula for r in iter_records("prototypes:20,seed=2")]
     b = [r.structure.composition.formula for r in iter_records("prototypes:20,seed=2")]

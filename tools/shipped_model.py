@@ -131,7 +131,7 @@ def cmd_augment(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from pdfsg.datasets import read_dataset
-    from pdfsg.structures import iter_records
+    from pdfsg.sources import iter_records
 
     ds = read_dataset(args.dataset)
     wanted = set(ds.ids.tolist())

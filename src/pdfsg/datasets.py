@@ -52,7 +52,7 @@ from pdfsg.params import PdfParams
 from pdfsg.preprocess import normalize_minmax
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pdfsg.structures import StructureRecord
+    from pdfsg.sources import StructureRecord
 
 log = logging.getLogger(__name__)
 
@@ -952,8 +952,8 @@ def build_dataset(
     import time
 
     from pdfsg.pdf import ENGINES
+    from pdfsg.sources import count_records, iter_records, source_fingerprint
     from pdfsg.spacegroups import label_set as get_label_set
-    from pdfsg.structures import count_records, iter_records, source_fingerprint
 
     start = time.perf_counter()
     if engine not in ENGINES:

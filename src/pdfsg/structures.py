@@ -1,16 +1,8 @@
-"""Structure collections: read CIFs into pymatgen Structures, label them, drop duplicates.
+"""Structures: parse CIFs into pymatgen Structures, label them, drop duplicates.
 
-Sources
--------
-:func:`iter_records` reads a collection lazily, one :class:`StructureRecord` at a time:
-
-* a folder of ``*.cif`` files (not recursive, sorted by name; the id is the file stem),
-* a single ``.cif`` file,
-* a ``.csv`` / ``.csv.gz`` table with a ``cif`` column (one full CIF text per row) and an id
-  column (``material_id``, else ``id``, else the row number),
-* an iterable of :class:`StructureRecord` (or pymatgen ``Structure``) objects, e.g. a
-  generator of synthetic crystals,
-* ``"KIND:SPEC"`` for a source kind added with :func:`register_source`.
+The collections they come from (folders of CIFs, CSVs of CIFs, generators) are the sources
+of :mod:`pdfsg.sources`; :func:`record_structure` turns one of their records into a
+Structure.
 
 Symmetry information
 --------------------
@@ -32,46 +24,37 @@ same reduced formula, same space group, and a match of pymatgen's ``StructureMat
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import gzip
-import hashlib
 import io
 import os
-import sys
 import warnings
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pdfsg.errors import StructureError
+from pdfsg.sources.collections import _check_path, _read_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymatgen.core import Structure
+
+    from pdfsg.sources import StructureRecord
 
 __all__ = [
     "DEFAULT_SYMPREC",
     "DedupeResult",
     "StructureReadError",
-    "StructureRecord",
-    "count_records",
     "deduplicate",
-    "iter_records",
     "label_space_group",
     "parse_structure",
     "read_structure",
     "record_structure",
-    "register_source",
-    "source_fingerprint",
 ]
 
 DEFAULT_SYMPREC = 0.1
-CIF_SUFFIXES = (".cif",)
-CSV_SUFFIXES = (".csv", ".csv.gz")
-ID_COLUMNS = ("material_id", "id")
 SYMOP_KEYS = ("_symmetry_equiv_pos_as_xyz", "_space_group_symop_operation_xyz")
 SPACE_GROUP_KEYS = (
     "_symmetry_space_group_name_h-m",
@@ -94,228 +77,6 @@ class StructureReadError(StructureError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class StructureRecord:
-    """One entry of a structure collection, not parsed yet.
-
-    Attributes
-    ----------
-    id : identifier (material id, file stem, generator id)
-    cif : CIF text, or None when ``structure`` is given
-    structure : an already-built pymatgen Structure (generators), or None
-    space_group : a label known in advance (e.g. the group a generator built the crystal
-        in); when None the label comes from spglib
-    origin : where the record came from, for error messages (file, file + row)
-    make : a picklable callable that builds the structure where the record is processed
-        (a Dask worker), for generators; returns None when generation failed
-    """
-
-    id: str
-    cif: str | None = None
-    structure: Structure | None = field(default=None, compare=False)
-    space_group: int | None = None
-    origin: str = ""
-    make: Callable[[], Structure | None] | None = field(default=None, compare=False)
-
-    @property
-    def where(self) -> str:
-        """``origin`` when set, else ``id``: the name used in error messages."""
-        return self.origin or self.id
-
-    def digest(self) -> str:
-        """sha256 of the record's id and content (to check that a source has not changed)."""
-        h = hashlib.sha256(self.id.encode("utf-8"))
-        if self.cif is not None:
-            h.update(self.cif.encode("utf-8"))
-        elif self.structure is not None:
-            s = self.structure
-            h.update(np.ascontiguousarray(s.lattice.matrix, dtype=np.float64).tobytes())
-            h.update(np.ascontiguousarray(s.frac_coords, dtype=np.float64).tobytes())
-            h.update(" ".join(str(sp) for sp in s.species).encode("utf-8"))
-        elif self.make is not None:
-            h.update(repr(self.make).encode("utf-8"))
-        h.update(str(self.space_group).encode("ascii"))
-        return h.hexdigest()
-
-
-# --------------------------------------------------------------------------- sources
-
-SourceFactory = Callable[[str], Iterable[StructureRecord]]
-_SOURCE_KINDS: dict[str, SourceFactory] = {}
-
-
-def register_source(kind: str, factory: SourceFactory) -> None:
-    """Make ``"KIND:SPEC"`` a source: ``factory(SPEC)`` yields its records.
-
-    ``kind`` must be at least two characters long (so it cannot be a drive letter) and the
-    factory must be deterministic in SPEC for a build from it to be resumable.
-    """
-    if len(kind) < 2 or not kind.isidentifier():
-        raise ValueError(f"source kind must be an identifier of 2+ characters, got {kind!r}")
-    _SOURCE_KINDS[kind] = factory
-
-
-#: source kinds that pdfsg itself provides, imported only when used
-_BUILTIN_KINDS = {
-    "synthetic": ("pdfsg.synthetic", "records_from_spec"),
-    "prototypes": ("pdfsg.synthetic", "prototype_records"),
-}
-
-
-def _registered(source: str) -> tuple[SourceFactory, str] | None:
-    kind, sep, spec = source.partition(":")
-    if sep and kind not in _SOURCE_KINDS and kind in _BUILTIN_KINDS:
-        import importlib
-
-        module, name = _BUILTIN_KINDS[kind]
-        _SOURCE_KINDS[kind] = getattr(importlib.import_module(module), name)
-    if sep and kind in _SOURCE_KINDS:
-        return _SOURCE_KINDS[kind], spec
-    return None
-
-
-def _is_csv(path: Path) -> bool:
-    return path.name.lower().endswith(CSV_SUFFIXES)
-
-
-def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise StructureError(f"{path}: no such file or folder")
-
-
-def _cif_files(folder: Path) -> list[Path]:
-    files = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(CIF_SUFFIXES)
-    )
-    if not files:
-        raise StructureError(f"{folder}: folder holds no .cif files")
-    return files
-
-
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", newline="")  # type: ignore[return-value]
-    return open(path, encoding="utf-8", newline="")
-
-
-def _iter_csv(path: Path) -> Iterator[StructureRecord]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # CIF texts exceed the 128 kB default
-    try:
-        with _open_text(path) as handle:
-            reader = csv.DictReader(handle)
-            columns = reader.fieldnames or []
-            if "cif" not in columns:
-                raise StructureError(
-                    f"{path}: CSV has no 'cif' column (columns: {', '.join(columns) or 'none'})"
-                )
-            id_column = next((c for c in ID_COLUMNS if c in columns), None)
-            for row_number, row in enumerate(reader, start=1):
-                rid = (row.get(id_column) or "").strip() if id_column else ""
-                rid = rid or f"row{row_number}"
-                yield StructureRecord(
-                    id=rid, cif=row.get("cif") or "", origin=f"{path.name} row {row_number} ({rid})"
-                )
-    except (OSError, UnicodeDecodeError, csv.Error, EOFError) as exc:
-        raise StructureError(f"{path}: cannot read CSV ({exc})") from exc
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise StructureError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
-
-
-def _from_iterable(items: Iterable[Any]) -> Iterator[StructureRecord]:
-    from pymatgen.core import Structure
-
-    for i, item in enumerate(items):
-        if isinstance(item, StructureRecord):
-            yield item
-        elif isinstance(item, Structure):
-            yield StructureRecord(id=f"structure-{i}", structure=item)
-        else:
-            raise StructureError(
-                f"source item {i} is a {type(item).__name__}, not a StructureRecord or Structure"
-            )
-
-
-def iter_records(source: str | os.PathLike[str] | Iterable[Any]) -> Iterator[StructureRecord]:
-    """Yield the records of a structure collection lazily (nothing is parsed here).
-
-    Parameters
-    ----------
-    source : folder of CIFs, a ``.cif`` file, a ``.csv``/``.csv.gz`` with a ``cif`` column,
-        ``"KIND:SPEC"`` of a registered source, or an iterable of StructureRecord/Structure
-
-    Raises
-    ------
-    StructureError
-        missing path, empty folder, CSV without a ``cif`` column, unknown file type.
-    """
-    if not isinstance(source, (str, os.PathLike)):
-        yield from _from_iterable(source)
-        return
-    if isinstance(source, str) and (reg := _registered(source)) is not None:
-        factory, spec = reg
-        yield from _from_iterable(factory(spec))
-        return
-    path = Path(source)
-    _check_path(path)
-    if path.is_dir():
-        for f in _cif_files(path):
-            yield StructureRecord(id=f.stem, cif=_read_text(f), origin=str(f))
-    elif _is_csv(path):
-        yield from _iter_csv(path)
-    elif path.name.lower().endswith(CIF_SUFFIXES):
-        yield StructureRecord(id=path.stem, cif=_read_text(path), origin=str(path))
-    else:
-        raise StructureError(
-            f"{path}: unknown structure source (expected a folder of CIFs, .cif, .csv or .csv.gz)"
-        )
-
-
-def count_records(source: str | os.PathLike[str] | Iterable[Any]) -> int | None:
-    """Number of records of a source, or None when it cannot be known without consuming it."""
-    if not isinstance(source, (str, os.PathLike)):
-        return len(source) if isinstance(source, Sequence) else None
-    if isinstance(source, str) and _registered(source) is not None:
-        return None
-    path = Path(source)
-    _check_path(path)
-    if path.is_dir():
-        return len(_cif_files(path))
-    if _is_csv(path):
-        return sum(1 for _ in _iter_csv(path))
-    return 1
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def source_fingerprint(source: str | os.PathLike[str] | Iterable[Any]) -> dict[str, Any]:
-    """What identifies a source: ``{"path", "sha256"}`` for one file, ``{"path", "sha256",
-    "n_files"}`` for a folder (hash over names and contents), ``{"description"}`` otherwise."""
-    if not isinstance(source, (str, os.PathLike)):
-        return {"description": f"iterable ({type(source).__name__})"}
-    if isinstance(source, str) and _registered(source) is not None:
-        return {"description": source}
-    path = Path(source)
-    _check_path(path)
-    if path.is_dir():
-        h = hashlib.sha256()
-        files = _cif_files(path)
-        for f in files:
-            h.update(f.name.encode("utf-8") + b"\0" + file_sha256(f).encode("ascii"))
-        return {"path": str(path.resolve()), "sha256": h.hexdigest(), "n_files": len(files)}
-    return {"path": str(path.resolve()), "sha256": file_sha256(path)}
 
 
 # --------------------------------------------------------------------------- parsing

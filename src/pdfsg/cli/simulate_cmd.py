@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
     from pdfsg.io import write_gr
     from pdfsg.pdf import simulate
-    from pdfsg.structures import iter_records, label_space_group, record_structure
+    from pdfsg.sources import iter_records
+    from pdfsg.structures import label_space_group, record_structure
 
     params = pdf_params_from_args(args)
     out = Path(args.output)

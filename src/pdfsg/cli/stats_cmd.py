@@ -3,7 +3,7 @@
 ``pdfsg stats build SOURCE... -o stats.json`` reads CSV / CSV.GZ files with a ``cif`` column,
 folders of CIFs or single CIFs, finds each structure's space group and Wyckoff letters with
 spglib, and writes aggregated counts and quantiles (never a structure) for
-:class:`pdfsg.synthetic.SyntheticConfig`'s ``stats_path``.
+:class:`pdfsg.sources.synthetic.SyntheticConfig`'s ``stats_path``.
 
 ``pdfsg stats show [stats.json]`` summarises a table (default: the one shipped with pdfsg).
 """
@@ -58,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     from pdfsg.errors import ParamsError
-    from pdfsg.synthetic import build_stats, iter_source_structures
+    from pdfsg.sources.collections import iter_source_structures
+    from pdfsg.sources.stats import build_stats
 
     if args.limit is not None and args.limit <= 0:
         raise ParamsError(f"--limit must be > 0, got {args.limit}")
@@ -94,7 +95,7 @@ def _build(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from pdfsg import spacegroups
-    from pdfsg.synthetic import load_stats
+    from pdfsg.sources.stats import load_stats
 
     stats = load_stats(args.path)
     data = stats.data

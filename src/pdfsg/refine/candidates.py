@@ -8,10 +8,10 @@ For each group, in this order:
    elements substituted: the elements of each stoichiometric amount are paired in order of
    electronegativity (the least electronegative replaces the least electronegative), and
    the cell volume is scaled by the ratio of the per-element volumes
-   (:meth:`pdfsg.synthetic.SyntheticStats.element_volume`) of the new and the old
+   (:meth:`pdfsg.sources.stats.SyntheticStats.element_volume`) of the new and the old
    elements; among several, the closest substitution (smallest summed electronegativity
    and log-volume differences) first;
-3. the classic prototypes of :data:`pdfsg.synthetic.PROTOTYPES` (fcc, bcc, hcp, diamond,
+3. the classic prototypes of :data:`pdfsg.sources.prototypes.PROTOTYPES` (fcc, bcc, hcp, diamond,
    rock salt, zinc blende, wurtzite, perovskite, spinel, rutile, fluorite, …) of that type
    and group, made the same way: always tried besides the ``per_group`` of steps 1–2 (they
    are the likeliest types of simple compositions, and a library's representative of a
@@ -91,7 +91,7 @@ def _amount_classes(formula: str) -> dict[int, list[str]]:
     """Reduced amount -> elements with it, each list sorted by electronegativity."""
     from pymatgen.core import Composition
 
-    from pdfsg.synthetic import _rank_key
+    from pdfsg.sources.stats import _rank_key
 
     comp = Composition(formula).reduced_composition
     out: dict[int, list[str]] = {}
@@ -111,14 +111,14 @@ def substitution(old_formula: str, new_formula: str) -> dict[str, str] | None:
 
 @functools.cache
 def _element_volume(symbol: str) -> float:
-    from pdfsg.synthetic import load_stats
+    from pdfsg.sources.stats import load_stats
 
     return float(load_stats().element_volume(symbol))
 
 
 def substitution_distance(mapping: Mapping[str, str]) -> float:
     """How far a substitution moves the chemistry: Σ |Δχ| + |Δ ln V| over the pairs."""
-    from pdfsg.synthetic import _electronegativity
+    from pdfsg.sources.stats import _electronegativity
 
     return sum(
         abs(_electronegativity(a) - _electronegativity(b))
@@ -140,12 +140,12 @@ def substituted(structure: Structure, mapping: Mapping[str, str]) -> Structure:
 
 @functools.cache
 def prototype_entries() -> tuple[LibraryEntry, ...]:
-    """The classic prototypes of :data:`pdfsg.synthetic.PROTOTYPES` as library entries, with
-    stand-in elements (first anion of each role's list; Ba, Ti, Si for the metal and
-    diamond roles) and the table's c/a."""
+    """The classic prototypes of :data:`pdfsg.sources.prototypes.PROTOTYPES` as library
+    entries, with stand-in elements (first anion of each role's list; Ba, Ti, Si for the
+    metal and diamond roles) and the table's c/a."""
     from pymatgen.core import Lattice, Structure
 
-    from pdfsg.synthetic import PROTOTYPES
+    from pdfsg.sources.prototypes import PROTOTYPES
 
     out = []
     for name, (sg, kind, c_over_a, sites) in sorted(PROTOTYPES.items()):
@@ -165,7 +165,7 @@ def _user_entries(source: str | os.PathLike[str]) -> tuple[list[LibraryEntry], l
     """The user's CIFs (a folder, a CIF or a CSV of CIFs) as entries, and one line per file
     that could not be read."""
     from pdfsg.refine.library import _entry_or_none
-    from pdfsg.structures import iter_records
+    from pdfsg.sources import iter_records
 
     entries, bad = [], []
     for record in iter_records(source):

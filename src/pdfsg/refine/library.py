@@ -11,7 +11,7 @@ Each CIF is the spglib-standardised conventional cell written with its symmetry 
 constraints of :mod:`pdfsg.refine.fit` follow from the group alone.  ``keep`` says how many
 entries a key holds: ``"type"`` one per structure type — (anonymised formula, group,
 Wyckoff template: which element, by electronegativity rank, sits on which Wyckoff
-position, :func:`pdfsg.synthetic.analyze_structure`), the fewest-atom representative — and
+position, :func:`pdfsg.sources.stats.analyze_structure`), the fewest-atom representative — and
 ``"formula"`` one per (reduced formula, group).
 
 The library shipped inside the package (``pdfsg/data/structure_library.json.gz``, see
@@ -116,7 +116,7 @@ def make_entry(structure: Structure, id: str, symprec: float = 0.1) -> LibraryEn
     """A :class:`LibraryEntry` of ``structure`` (standardised, symmetrised CIF)."""
     from pymatgen.io.cif import CifWriter
 
-    from pdfsg.synthetic import analyze_structure
+    from pdfsg.sources.stats import analyze_structure
 
     conv, number = standard_cell(structure, symprec)
     comp = conv.composition
@@ -254,7 +254,7 @@ def build_library(
     Parameters
     ----------
     sources : folders of CIFs, ``.cif`` files, ``.csv``/``.csv.gz`` with a ``cif`` column
-        (what :func:`pdfsg.structures.iter_records` reads), in order of preference: for a
+        (what :func:`pdfsg.sources.iter_records` reads), in order of preference: for a
         key held by several structures the fewest-atom one is kept, ties going to the
         earlier source
     keep : ``"type"`` (one per anonymised formula, group and Wyckoff template) or
@@ -270,7 +270,7 @@ def build_library(
     (library, skipped) : the library and one line per record left out (unreadable, no
         symmetry, too many atoms)
     """
-    from pdfsg.structures import iter_records
+    from pdfsg.sources import iter_records
 
     if keep not in KEEP_MODES:
         raise LibraryError(f"keep must be one of {KEEP_MODES}, got {keep!r}")
