@@ -227,3 +227,68 @@ def test_evaluate_takes_the_shipped_names_and_lists_them(tmp_path, capsys):
     # the shipped default, an ensemble, evaluates too (its members record the training ids)
     assert main(["evaluate", str(data), "--model", "shipped"]) == 0
     assert "model pdfsg-v3-r30" in capsys.readouterr().out
+
+
+def test_label_set_protocol_and_breakdown_of_a_model_of_more_groups(tmp_path, capsys):
+    """A 50-group model: the paper's protocol (--label-set paper45) scores the 45 groups'
+    rows ranked among the 45, and equals the breakdown of the unrestricted evaluation."""
+    from conftest import make_logreg_model
+
+    from pdfsg.artifact import load_model
+    from pdfsg.cli import main
+    from pdfsg.datasets import read_dataset
+    from pdfsg.spacegroups import label_set
+
+    paper45 = label_set("paper45")
+    extra = (1, 3, 5, 146, 229)
+    labels50 = tuple(sorted(paper45 + extra))
+    intercept = [2.0 if g in extra else 0.0 for g in labels50]
+    folder = make_logreg_model(tmp_path / "m50", labels50, intercept=intercept)
+    model = load_model(folder)
+    data = make_dataset(tmp_path / "d.h5", n_per_class=8, labels=(1, 2, 14, 146, 225))
+    ds = read_dataset(data)
+    full = evaluate(model, ds, "all")
+    assert full.n == 40 and full.label_set == {"name": "all", "n_groups": 50, "model_groups": 50}
+    rows45 = full.breakdown["paper45_rows"]
+    assert rows45["n"] == 24
+    within = rows45["top_k_accuracy_within_45"]
+    assert all(within[k] >= rows45["top_k_accuracy"][k] for k in within)  # fewer rivals
+    systems = full.breakdown["per_crystal_system"]
+    assert {cs: e["n"] for cs, e in systems.items()} == {
+        "triclinic": 16, "monoclinic": 8, "trigonal": 8, "cubic": 8
+    }  # fmt: skip
+    paper = evaluate(model, ds, "all", label_set="paper45")
+    assert paper.n == 24 and paper.labels == paper45
+    assert paper.label_set == {"name": "paper45", "n_groups": 45, "model_groups": 50}
+    assert {str(k): v for k, v in paper.top_k.items()} == within
+    assert "left out of the all rows: 16 rows of groups outside paper45" in paper.warnings
+    assert "paper45_rows" not in paper.breakdown and "per_crystal_system" in paper.breakdown
+    assert main(["evaluate", str(data), "--model", str(folder), "--split", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "rows of the paper's 45 groups (n = 24)" in out and "triclinic (n = 16)" in out
+    rc = main(["evaluate", str(data), "--model", str(folder), "--split", "all",
+               "--label-set", "paper45", "--json", str(tmp_path / "m.json")])  # fmt: skip
+    assert rc == 0 and "label set paper45 (45 groups)" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "m.json").read_text())
+    assert doc["label_set"]["name"] == "paper45" and doc["n"] == 24
+    assert main(["evaluate", str(data), "--model", str(folder), "--label-set", "p45"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--label-set: unknown label set 'p45'" in err
+
+
+def test_a_model_of_every_group_leaves_out_rows_of_the_groups_it_lacks(tmp_path):
+    from pdfsg.artifact import load_model
+    from pdfsg.datasets import read_dataset
+    from pdfsg.spacegroups import label_set
+    from pdfsg.train import train
+
+    counts = {1: 4, 2: 40, 14: 40, 62: 40, 139: 40, 194: 16, 225: 12}
+    data = make_dataset(tmp_path / "all.h5", n_per_class=counts, labels=tuple(counts),
+                        label_set="all230", manifest_labels=label_set("all230"))  # fmt: skip
+    train(data, "logreg-x", tmp_path / "m", train_overrides={"alphas": [1e-3], "l1_ratios": [0.5]})
+    model = load_model(tmp_path / "m")
+    assert model.manifest["label_set"] == "all" and model.labels == (2, 14, 62, 139, 194)
+    ev = evaluate(model, read_dataset(data))
+    assert ev.n == 44 and ev.dataset["rows_outside_model_groups"] == 4  # 1 of 1, 3 of 225
+    assert "left out of the test rows: 4 rows of groups the model does not have" in ev.warnings
+    assert ev.breakdown == {}  # 5 groups: no breakdown

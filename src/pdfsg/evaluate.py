@@ -6,6 +6,17 @@ Definitions (paper section 3)
     ΔA_k = A_k - A_(k-1) for k >= 2;
     the confusion matrix M has rows = true label, columns = predicted (top-1) label, and is
     row-normalised: M[i, j] = fraction of rows of true class i predicted as j (Fig. 6).
+
+Label sets
+    ``label_set="paper45"`` is the paper's protocol for a model of more groups: only rows
+    whose true group is one of the 45 are scored, and each is ranked among the model's
+    groups in the set (probabilities renormalised, :func:`pdfsg.hierarchy.restrict`).  A
+    model of every group (trained with ``min_per_group``, manifest ``label_set: "all"``)
+    knows only the groups that had enough training structures: rows of other groups are
+    left out and counted (``dataset.rows_outside_model_groups``, a warning).  For a model of
+    more than 45 groups the evaluation also gives (``breakdown``) top-k over the rows of the
+    paper's 45 groups, ranked among all groups and among the 45, and top-k per crystal
+    system.
 """
 
 from __future__ import annotations
@@ -155,6 +166,12 @@ class Evaluation:
     warnings: list[str] = field(default_factory=list)
     #: how far the probabilities can be trusted (:func:`calibration_summary`)
     calibration: dict[str, Any] = field(default_factory=dict)
+    #: the groups ranked: name ("all": the model's own, or e.g. "paper45"), n_groups,
+    #: model_groups
+    label_set: dict[str, Any] = field(default_factory=dict)
+    #: models of more than 45 groups: top-k of the paper's 45 groups' rows and per crystal
+    #: system (:func:`breakdown`)
+    breakdown: dict[str, Any] = field(default_factory=dict)
 
     @property
     def delta_top_k(self) -> dict[int, float]:
@@ -204,6 +221,8 @@ class Evaluation:
             "dataset": self.dataset,
             "training_overlap": self.training_overlap,
             "calibration": self.calibration,
+            "label_set": self.label_set,
+            "breakdown": self.breakdown,
             "warnings": list(self.warnings),
         }
 
@@ -234,6 +253,45 @@ def calibration_summary(
             "coverage": float(np.mean([yi in s for yi, s in zip(y, sets, strict=True)])),
             "mean_size": float(np.mean([len(s) for s in sets])),
         }
+    return out
+
+
+def _top_k_json(proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    return {str(k): v for k, v in top_k_accuracy(proba, y).items()}
+
+
+def breakdown(
+    proba: np.ndarray, y: np.ndarray, labels: tuple[int, ...], *, paper45: bool = True
+) -> dict[str, Any]:
+    """Top-k (A1..A6) of subsets of the rows, for a model of more groups than the paper's:
+    ``paper45_rows`` (rows whose true group is one of the 45: ``top_k_accuracy`` ranked
+    among all the model's groups, ``top_k_accuracy_within_45`` among its groups in the 45,
+    renormalised; left out with ``paper45=False``) and ``per_crystal_system`` (``n`` and
+    ``top_k_accuracy`` of each system's rows).  ``y``: class indices into ``labels``."""
+    from pdfsg.hierarchy import restrict, restriction
+    from pdfsg.spacegroups import get, label_set
+
+    y = np.asarray(y, dtype=np.int64)
+    true_groups = np.asarray(labels, dtype=np.int64)[y]
+    out: dict[str, Any] = {}
+    if paper45:
+        rows = np.isin(true_groups, label_set("paper45"))
+        keep = restriction(labels, "paper45")
+        entry: dict[str, Any] = {"n": int(rows.sum())}
+        if rows.any():
+            assert keep is not None
+            position = np.full(len(labels), -1, dtype=np.int64)
+            position[keep] = np.arange(keep.size)
+            _, sub = restrict(labels, proba[rows], keep)
+            entry["top_k_accuracy"] = _top_k_json(proba[rows], y[rows])
+            entry["top_k_accuracy_within_45"] = _top_k_json(sub, position[y[rows]])
+        out["paper45_rows"] = entry
+    systems = np.array([get(int(g)).crystal_system for g in true_groups])
+    per_system = {}
+    for cs in dict.fromkeys(get(int(g)).crystal_system for g in sorted(set(true_groups))):
+        rows = systems == cs
+        per_system[cs] = {"n": int(rows.sum()), "top_k_accuracy": _top_k_json(proba[rows], y[rows])}
+    out["per_crystal_system"] = per_system
     return out
 
 
@@ -336,6 +394,7 @@ def evaluate(
     n_confusions: int = 10,
     batch_size: int = 4096,
     composition: bool = False,
+    label_set: str | None = None,
 ) -> Evaluation:
     """Evaluate a loaded classifier on one split of a dataset.
 
@@ -350,25 +409,53 @@ def evaluate(
     composition : bool
         Give a composition-aware model each row's reduced formula (as a user who knows the
         sample would); otherwise it ranks from G(r) alone.
+    label_set : str, optional
+        ``"paper45"``: score only rows whose true group is in the set, ranked among the
+        model's groups in it (see the module docstring); None or ``"all"``: every row.
 
     Raises
     ------
     DatasetError
-        Other PdfParams or labels than the model's, or an empty split.
+        Other PdfParams or labels than the model's, or an empty split (or no row left).
+    ParamsError
+        An unknown ``label_set``, or one without any of the model's groups.
     """
     from pdfsg.artifact import check_compatible
+    from pdfsg.hierarchy import OWN_LABEL_SET, restrict, restriction
+    from pdfsg.spacegroups import label_set as named_set
 
+    model_labels = tuple(int(v) for v in classifier.labels)
+    keep = restriction(model_labels, label_set)
+    m = classifier.manifest or {}
+    # rows of groups the model lacks are left out (and counted) for a model of every group
+    # with enough structures, and under a label set; any other model must know them all
+    lenient = keep is not None or m.get("label_set") == "all"
     check_compatible(
         classifier,
         dataset.params,
-        dataset.labels,
+        () if lenient else dataset.labels,
         allow_physics_mismatch=allow_physics_mismatch,
     )
     rows = _rows(dataset, split)
     if rows.size == 0:
         raise DatasetError(f"the {split} split of the dataset is empty; nothing to evaluate")
+    notes = []
+    if keep is not None:
+        inside = np.isin(dataset.y[rows].astype(np.int64), named_set(str(label_set)))
+        if not inside.all():
+            notes.append(f"{int((~inside).sum())} rows of groups outside {label_set}")
+        rows = rows[inside]
+    n_outside = 0
+    if lenient:
+        known = np.isin(dataset.y[rows].astype(np.int64), model_labels)
+        n_outside = int((~known).sum())
+        if n_outside:
+            notes.append(f"{n_outside} rows of groups the model does not have")
+        rows = rows[known]
+    if rows.size == 0:
+        raise DatasetError(f"no {split} row is of a group the model ranks; nothing to evaluate")
     lookup = np.full(231, -1, dtype=np.int64)
-    lookup[np.asarray(classifier.labels, dtype=np.int64)] = np.arange(len(classifier.labels))
+    lookup[np.asarray(model_labels, dtype=np.int64)] = np.arange(len(model_labels))
     y = lookup[np.asarray(dataset.y[rows], dtype=np.int64)]
     X = dataset.X[rows]
     comp = None
@@ -385,20 +472,35 @@ def evaluate(
             for i in range(0, len(rows), batch_size)
         ]
     )
+    labels, proba = restrict(model_labels, proba, keep)
+    train_counts = _train_counts(classifier)
+    if keep is not None:
+        position = np.full(len(model_labels), -1, dtype=np.int64)
+        position[keep] = np.arange(keep.size)
+        y = position[y]
+        train_counts = None if train_counts is None else train_counts[keep]
     result = evaluate_proba(
         proba,
         y,
-        classifier.labels,
+        labels,
         split=split,
-        train_counts=_train_counts(classifier),
+        train_counts=train_counts,
         n_confusions=n_confusions,
     )
+    result.label_set = {
+        "name": OWN_LABEL_SET if keep is None else str(label_set),
+        "n_groups": len(labels),
+        "model_groups": len(model_labels),
+    }
+    if notes:
+        result.warnings.append(f"left out of the {split} rows: " + "; ".join(notes))
+    if len(model_labels) > 45:
+        result.breakdown = breakdown(proba, y, labels, paper45=keep is None)
     cal = classifier.calibration(bool(uses)) if hasattr(classifier, "calibration") else None
     result.calibration = calibration_summary(
         proba, y, cal.get("conformal_threshold") if cal else None
     )
     result.calibration["composition_given"] = bool(uses)
-    m = classifier.manifest or {}
     folder = m.get("_folder")
     if folder:
         from pdfsg.artifact import read_training_ids
@@ -419,5 +521,6 @@ def evaluate(
         "source": dm.get("source"),
         "label_set": dm.get("label_set"),
         "n": len(dataset),
+        "rows_outside_model_groups": n_outside,
     }
     return result

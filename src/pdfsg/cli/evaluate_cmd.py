@@ -27,6 +27,14 @@ def add_parser(subparsers: Any) -> None:
         "(default: the shipped family)",
     )
     p.add_argument("--split", choices=("test", "train", "all"), default="test")
+    p.add_argument(
+        "--label-set",
+        metavar="NAME",
+        default=None,
+        help="the paper's protocol for a model of more groups: score only rows whose true "
+        "group is in this set (paper45), ranked among the model's groups in it; all "
+        "(default): every row, every group",
+    )
     p.add_argument("--json", metavar="FILE", help="write all metrics as JSON (fractions)")
     p.add_argument("--report", metavar="DIR", help="write the figures (PNG) and metrics.json")
     p.add_argument(
@@ -80,13 +88,21 @@ def run(args: argparse.Namespace) -> int:
     ds = read_dataset(args.dataset)
     folder = _model_dir(args.model, ds.params)
     model = load_model(folder, device=args.device)
-    ev = evaluate(
-        model,
-        ds,
-        args.split,
-        allow_physics_mismatch=args.allow_params_mismatch,
-        composition=args.composition,
-    )
+    from pdfsg.errors import ParamsError
+
+    try:
+        ev = evaluate(
+            model,
+            ds,
+            args.split,
+            allow_physics_mismatch=args.allow_params_mismatch,
+            composition=args.composition,
+            label_set=args.label_set,
+        )
+    except ParamsError as exc:  # named as the option: --label-set
+        from pdfsg.cli.common import option_error
+
+        raise option_error(exc) from None
     doc = ev.to_json()
     for note in ev.warnings:
         print(f"pdfsg evaluate: warning: {note}", file=sys.stderr)
@@ -98,10 +114,14 @@ def run(args: argparse.Namespace) -> int:
 
         write_report(ev, args.report, history=load_history(folder))
     top = ev.top_k
+    ls = ev.label_set
+    among = "" if ls["name"] == "all" else f", label set {ls['name']} ({ls['n_groups']} groups)"
     print(
-        f"{Path(args.dataset).name} [{args.split}, n = {ev.n}] model {doc['model']['name']}: "
+        f"{Path(args.dataset).name} [{args.split}, n = {ev.n}{among}] model "
+        f"{doc['model']['name']}: "
         + "  ".join(f"A{k} {100 * v:.1f}%" for k, v in sorted(top.items()))
     )
+    _print_breakdown(ev.breakdown)
     cal = ev.calibration
     wrong = cal["wrong_at_90"]
     print(
@@ -122,3 +142,19 @@ def run(args: argparse.Namespace) -> int:
             f"{100 * c['rate']:.1f}%: {c['relation']['kind']}"
         )
     return 0
+
+
+def _print_breakdown(parts: dict[str, Any]) -> None:
+    """The top-k lines of a model of more than 45 groups (paper-45 rows, crystal systems)."""
+
+    def ks(acc: dict[str, float]) -> str:
+        return "  ".join(f"A{k} {100 * v:.1f}%" for k, v in acc.items() if k in ("1", "3", "6"))
+
+    rows = parts.get("paper45_rows")
+    if rows and rows["n"]:
+        print(
+            f"  rows of the paper's 45 groups (n = {rows['n']}): among all groups "
+            f"{ks(rows['top_k_accuracy'])}; among the 45 {ks(rows['top_k_accuracy_within_45'])}"
+        )
+    for cs, entry in (parts.get("per_crystal_system") or {}).items():
+        print(f"  {cs} (n = {entry['n']}): {ks(entry['top_k_accuracy'])}")
