@@ -69,7 +69,7 @@ REQUIRED_KEYS: dict[str, int] = {
     "r": 1,
 }
 TRAIN, TEST = 0, 1
-SPLIT_METHOD = "stratified by space group"
+SPLIT_METHOD = "stratified by space group"  # of the parents: variants follow theirs
 #: skip reasons of the build, in the order the manifest lists them
 SKIP_REASONS = (
     "not_cif",
@@ -516,6 +516,27 @@ def stratified_split(y: np.ndarray, test_fraction: float = 0.2, seed: int = 0) -
         rng = np.random.default_rng([int(seed), int(label)])
         split[rng.permutation(idx)[:n_test]] = TEST
     return split
+
+
+def parent_split(
+    ids: Sequence[str], y: np.ndarray, test_fraction: float = 0.2, seed: int = 0
+) -> np.ndarray:
+    """:func:`stratified_split` of the parents: rows that share a parent (a structure and its
+    variants, :func:`pdfsg.sources.variants.parent_id`) all go to the split of that parent,
+    stratified by the parent's group (that of its first row).  Equals
+    :func:`stratified_split` when no row is a variant."""
+    from pdfsg.sources.variants import parent_id
+
+    parents = [parent_id(str(i)) for i in ids]
+    first: dict[str, int] = {}
+    for row, p in enumerate(parents):
+        first.setdefault(p, row)
+    order = list(first)
+    parent_split_of = stratified_split(
+        np.asarray(y)[[first[p] for p in order]], test_fraction, seed
+    )
+    of = dict(zip(order, parent_split_of, strict=True))
+    return np.array([of[p] for p in parents], dtype=np.int8)
 
 
 # --------------------------------------------------------------------------- chunk work
@@ -1164,7 +1185,7 @@ def _finalise(
     log.info("%s: %d rows, %d duplicates dropped", out, len(ids), len(duplicates))
     keep = np.array([r not in duplicates for r in range(len(ids))], dtype=bool)
     kept_rows = np.flatnonzero(keep)
-    split_kept = stratified_split(sg[kept_rows], test_fraction, seed)
+    split_kept = parent_split([ids[r] for r in kept_rows], sg[kept_rows], test_fraction, seed)
     order = kept_rows[np.argsort(split_kept, kind="stable")]  # train rows first
     split = np.sort(split_kept, kind="stable")
 
