@@ -159,3 +159,22 @@ def test_build_from_variants_and_train_of(csv_source, tmp_path):
     parent_groups = {"mp-nacl": 225, "mp-rutile": 136, "mp-wurtzite": 186}
     for ident, group in zip(ds.ids, ds.y, strict=True):
         assert group == parent_groups[parent_id(str(ident))]
+
+
+def test_digests_do_not_depend_on_the_process(csv_source):
+    """A resumed build in a new process must see the same digests (no memory addresses)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from pdfsg.sources.variants import variant_records;"
+        f"print(next(iter(variant_records('1:{csv_source}'))).digest())"
+    )
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    }
+    assert len(runs) == 1
+    assert runs == {next(iter(variant_records(f"1:{csv_source}"))).digest() + "\n"}

@@ -60,6 +60,18 @@ __all__ = [
 ]
 
 
+def _callable_key(make: Callable[..., Any]) -> str:
+    """A text that names a ``make`` callable the same way in every process: module, name and
+    arguments of a functools.partial (its repr holds the function's memory address)."""
+    import functools
+
+    if isinstance(make, functools.partial):
+        func = make.func
+        name = f"{func.__module__}.{func.__qualname__}"
+        return f"{name}{make.args!r}{sorted(make.keywords.items())!r}"
+    return f"{getattr(make, '__module__', '')}.{getattr(make, '__qualname__', repr(make))}"
+
+
 @dataclass(frozen=True)
 class StructureRecord:
     """One entry of a structure collection, not parsed yet.
@@ -99,7 +111,7 @@ class StructureRecord:
             h.update(np.ascontiguousarray(s.frac_coords, dtype=np.float64).tobytes())
             h.update(" ".join(str(sp) for sp in s.species).encode("utf-8"))
         elif self.make is not None:
-            h.update(repr(self.make).encode("utf-8"))
+            h.update(_callable_key(self.make).encode("utf-8"))
         h.update(str(self.space_group).encode("ascii"))
         return h.hexdigest()
 
