@@ -178,3 +178,17 @@ def test_digests_do_not_depend_on_the_process(csv_source):
     }
     assert len(runs) == 1
     assert runs == {next(iter(variant_records(f"1:{csv_source}"))).digest() + "\n"}
+
+
+def test_a_group_needs_structures_of_its_own_not_variants_of_one():
+    from types import SimpleNamespace
+
+    from pdfsg.train import structure_counts
+
+    ids = ["a", "a~var0", "a~var1#aug2", "b", "b#aug1", "c~var0", "t"]
+    ds = SimpleNamespace(
+        ids=np.array(ids, dtype=object),
+        y=np.array([5, 5, 5, 5, 5, 7, 5]),
+        split=np.array([0, 0, 0, 0, 0, 0, 1]),
+    )
+    assert structure_counts(ds) == {5: 2, 7: 1}

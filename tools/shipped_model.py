@@ -51,6 +51,33 @@ Steps (each resumes where it stopped; run them in order)::
     python tools/shipped_model.py card work/mp_paper45.h5 --mpts52 work/mpts52_paper45.h5 \
         --aug-from $AUG --experimental benchmarks/results/experimental.json
 
+The family of every space group, pdfsg-v4 (issue 11), is made the same way from datasets of
+all 230 groups plus structure-type variants (``pdfsg.sources.variants``)::
+
+    S=../shared/data/structures
+    pdfsg dataset build $S/mpts52_dev.csv.gz -o work/mpts52_all.h5 --label-set all230
+    pdfsg dataset build $S/mp20_biternary_dev.csv.gz -o work/mp20_all.h5 --label-set all230
+    pdfsg dataset build $S/wbm_sample_dev.csv.gz -o work/wbm_all.h5 --label-set all230 \
+        --test-fraction 0
+    pdfsg dataset build prototypes:3400,seed=0 -o work/protos_all.h5 --label-set all230 \
+        --test-fraction 0
+    pdfsg dataset merge work/mpts52_all.h5 work/mp20_all.h5 -o work/mp_all.h5
+    # 12 variants of every training structure (test structures get none: train-of)
+    for F in mpts52_dev mp20_biternary_dev; do
+      pdfsg dataset build "variants:12,train-of=work/mp_all.h5:$S/$F.csv.gz" \
+          -o work/var_${F%%_*}_all.h5 --label-set all230 --test-fraction 0
+    done
+    pdfsg dataset build "variants:12:$S/wbm_sample_dev.csv.gz" -o work/var_wbm_all.h5 \
+        --label-set all230 --test-fraction 0
+    # augmented copies of the real and prototype structures (as in step 2), then per r range
+    python tools/shipped_model.py train work/mp_all.h5 work/protos_all.h5 work/wbm_all.h5 \
+        --train-only work/var_*_all.h5 --aug-from work/{mpts52,mp20,protos,wbm}_all.h5 \
+        --min-per-group 10 --rmax $R --epochs 6 --model pdfsg-net-comp --val-fraction 0.1 \
+        --out work/v4-r$R
+
+Variants of the validation structures are dropped, so the calibration and the memory are
+fitted on structures the network never saw in any form.
+
 The earlier family pdfsg-v2 (G(r) only; per r range an ensemble of a network without and
 one with 23,516 synthetic PyXtal crystals, `--train-only work/syn24k_paper45.h5`, joined by
 `combine`) is made by the same steps without WBM and `--model pdfsg-net`.
@@ -183,13 +210,17 @@ def assemble(
 
     The augmented copies are looked up by id in the parts folders of ``aug_from`` (default:
     the datasets themselves), so a merged dataset can use its inputs' copies.  Every row of
-    the ``train_only`` datasets (synthetic crystals) is a training row, clean.
+    the ``train_only`` datasets (synthetic crystals, structure-type variants) is a training
+    row, clean, except variants of a validation structure, which are dropped.
     """
     from pdfsg.calibration import in_share
     from pdfsg.datasets import Dataset, read_dataset
     from pdfsg.preprocess import normalize_minmax
+    from pdfsg.sources.variants import parent_id
 
     parts = {k: [] for k in ("G", "y", "ids", "formula", "split")}
+    held_out: set[str] = set()  # ids of the validation structures
+    n_variants_of_held_out = 0
     sources = []
     params = None
     labels = None
@@ -198,6 +229,7 @@ def assemble(
         ds = read_dataset(path)
         params = ds.params if params is None else params
         labels = ds.labels if labels is None else labels
+        label_set = ds.manifest.get("label_set", "paper45")
         if ds.labels != labels or not ds.params.same_grid_and_physics(params):
             raise SystemExit(f"{path}: other labels or PdfParams than {datasets[0]}")
         aug = {}
@@ -219,6 +251,10 @@ def assemble(
             split = 0 if only_train else int(ds.split[i])
             if split == 0 and has_test and in_share(str(ds.ids[i]), val_fraction, seed):
                 split = 2
+                held_out.add(str(ds.ids[i]))
+            if only_train and parent_id(str(ds.ids[i])) in held_out:
+                n_variants_of_held_out += 1  # a variant of a validation structure
+                continue
             if split == 0 and ds.ids[i] in aug:
                 rows += list(aug[ds.ids[i]])
             for k, g in enumerate(rows):
@@ -243,6 +279,8 @@ def assemble(
         if sp == 1 or (f, int(y)) not in test_keys
     ]
     dropped = len(parts["y"]) - len(keep)
+    if n_variants_of_held_out:
+        print(f"dropped {n_variants_of_held_out} variants of validation structures", flush=True)
     if dropped:
         print(f"dropped {dropped} training rows with a test row's formula and group", flush=True)
         parts = {k: [v[i] for i in keep] for k, v in parts.items()}
@@ -254,11 +292,12 @@ def assemble(
         "format": "pdfsg-dataset",
         "format_version": 1,
         "params": new_params.to_dict(),
-        "label_set": "paper45",
+        "label_set": label_set,
         "labels": list(labels),
         "source": sources,
         "augment": {"copies": copies, "config": _augment_config(copies)},
         "dropped_as_test_formula_and_group": dropped,
+        "dropped_variants_of_validation_structures": n_variants_of_held_out,
     }
     return Dataset(
         X=normalize_minmax(G[order]).astype(np.float32),
@@ -372,7 +411,12 @@ def tune_memory(run: Path, ds) -> dict:
     folder = _artifact_dir(run)
     model = load_model(folder)
     y_all = ds.class_index()
-    train = np.flatnonzero(ds.split == 0)
+    from pdfsg.sources.variants import VARIANT_SEP
+
+    # real (and prototype) training rows only: structure-type variants are made-up chemistry
+    train = np.array(
+        [i for i in np.flatnonzero(ds.split == 0) if VARIANT_SEP not in str(ds.ids[i])], int
+    )
     memory = build_memory(formula_compositions(ds.formula[train]), y_all[train], len(ds.labels))
     val = np.flatnonzero(ds.split == 2)
     comp = encode_formulas(ds.formula[val])
@@ -404,7 +448,8 @@ def tune_memory(run: Path, ds) -> dict:
     net_only = next(t for t in trials if t["power"] == 0.0)
     record = {
         "entries": int(memory.classes.size),
-        "source": "distinct (formula, space group) pairs of the training rows",
+        "source": "distinct (formula, space group) pairs of the training rows, "
+        "structure-type variants left out",
         "k": memory.k,
         "stoich_weight": memory.stoich_weight,
         "tau": memory.tau,

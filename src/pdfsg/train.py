@@ -441,11 +441,15 @@ def _dataset_summary(ds: Dataset, rows: np.ndarray, n_test: int) -> dict[str, An
 
 def structure_counts(ds: Dataset) -> dict[int, int]:
     """Distinct training structures per space group: training rows (split 0) counted by
-    structure id, augmented copies (``mp-1#aug2``) as their parent (``mp-1``)."""
+    structure id, augmented copies (``mp-1#aug2``) and structure-type variants
+    (``mp-1~var3``, :mod:`pdfsg.sources.variants`) as their parent (``mp-1``), so a group
+    needs that many structures of its own, not variants of one."""
+    from pdfsg.sources.variants import parent_id
+
     train = np.flatnonzero(ds.split == 0)
     seen: dict[int, set[str]] = {}
     for sg, ident in zip(ds.y[train], ds.ids[train], strict=True):
-        seen.setdefault(int(sg), set()).add(str(ident).split("#", 1)[0])
+        seen.setdefault(int(sg), set()).add(parent_id(str(ident).split("#", 1)[0]))
     return {sg: len(v) for sg, v in sorted(seen.items())}
 
 
