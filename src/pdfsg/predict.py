@@ -79,6 +79,13 @@ class PredictionResult:
     #: the groups ranked: ``name`` (``"all"``: the model's own, or e.g. ``"paper45"``),
     #: ``n_groups`` (how many were ranked), ``model_groups`` (how many the model has)
     label_set: dict[str, Any] = field(default_factory=dict)
+    #: spherical-particle diameter from the envelope of G(r) [nm]; None for bulk (or larger
+    #: than the data can tell) and when the data cannot tell
+    #: (:func:`pdfsg.particle_size.estimate_diameter`)
+    particle_diameter_nm: float | None = None
+    #: that estimate in full: diameter_nm, low_nm, high_nm (10–90 %), bulk, method; {} when
+    #: there is none
+    particle_size: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +101,8 @@ class PredictionResult:
             "notes": list(self.notes),
             "model": self.model,
             "data_settings": dict(self.data_settings),
+            "particle_diameter_nm": self.particle_diameter_nm,
+            "particle_size": dict(self.particle_size),
         }
 
 
@@ -168,22 +177,29 @@ def resolve_model_paths(name_or_path: str | Path = DEFAULT_MODEL) -> list[Path]:
     )
 
 
-def coherence_length_warning(r: np.ndarray, g: np.ndarray, source: str) -> str | None:
+def coherence_length_warning(
+    r: np.ndarray, g: np.ndarray, source: str, diameter: Any = None
+) -> str | None:
     """A warning when G(r) dies out (no long-range order): a nanoparticle, a cluster or a
-    glass, for which a space group is ill-defined or poorly determined."""
+    glass, for which a space group is ill-defined or poorly determined.  ``diameter`` (a
+    :class:`pdfsg.particle_size.DiameterEstimate`) adds the particle's estimated size."""
+    from pdfsg.particle_size import rms_between
+
     r = np.asarray(r)
     g = np.asarray(g)
-    short = np.abs(g[(r >= 1.5) & (r <= 8.0)])
-    if short.size == 0 or r[-1] < 18.0:
+    if not np.any((r >= 1.5) & (r <= 8.0)) or r[-1] < 18.0:
         return None
-    ref = float(np.sqrt(np.mean(short**2)))
-    window = (r >= r[-1] - 6.0) & (r <= r[-1])
-    far = float(np.sqrt(np.mean(g[window] ** 2)))
+    ref = rms_between(r, g, 1.5, 8.0)
+    far = rms_between(r, g, r[-1] - 6.0, r[-1])
     if ref > 0 and far / ref < COHERENCE_THRESHOLD:
+        size = ""
+        if diameter is not None and not diameter.bulk:
+            size = f": {diameter.text()}"
         return (
             f"{source}: G(r) has almost died out by r = {r[-1] - 6.0:.0f}–{r[-1]:.0f} Å "
-            f"({far / ref:.0%} of its short-range amplitude): the sample has little long-range "
-            "order (nanoparticle, cluster or amorphous); space-group answers are unreliable"
+            f"({far / ref:.0%} of its short-range amplitude){size}: the sample has little "
+            "long-range order (nanoparticle, cluster or amorphous); space-group answers are "
+            "unreliable"
         )
     return None
 
@@ -484,6 +500,7 @@ class Predictor:
         """Everything :meth:`predict` does after the network: the restriction to ``keep``
         (:meth:`restriction`), ranking, warnings, result."""
         from pdfsg.hierarchy import OWN_LABEL_SET, restrict
+        from pdfsg.mixture import mixture_warning
         from pdfsg.spacegroups import get
 
         model_groups = len(pending.model.labels)
@@ -491,9 +508,15 @@ class Predictor:
         model, prepared, warnings = pending.model, pending.prepared, list(pending.warnings)
         name, source = pending.name, pending.source
         comp_settings, comp_note = pending.comp_settings, pending.comp_note
-        coherence = coherence_length_warning(prepared.r, prepared.g, name)
+        from pdfsg.particle_size import estimate_diameter
+
+        size = estimate_diameter(prepared.r, prepared.g)
+        coherence = coherence_length_warning(prepared.r, prepared.g, name, size)
         if coherence:
             warnings.append(coherence)
+        mixture = mixture_warning(prepared.r, prepared.g, name)
+        if mixture:
+            warnings.append(mixture)
         order = np.argsort(-proba, kind="stable")
         if top > 0:
             order = order[:top]
@@ -533,6 +556,8 @@ class Predictor:
                 "n_groups": len(labels),
                 "model_groups": model_groups,
             },
+            particle_diameter_nm=None if size is None else size.diameter_nm,
+            particle_size={} if size is None else size.to_dict(),
         )
 
     @staticmethod

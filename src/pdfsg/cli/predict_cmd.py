@@ -137,6 +137,12 @@ def render_table(results: list[dict]) -> str:
                 f"   {pset['level']:.0%} set: {', '.join(pset['symbols'])} ({pset['method']})"
             )
         lines.append(f"   answer: {res['uncertainty']}")
+        if res.get("particle_diameter_nm") is not None:
+            size = res["particle_size"]
+            lines.append(
+                f"   particle: about {size['diameter_nm']:.2g} nm across "
+                f"({size['low_nm']:.2g}–{size['high_nm']:.2g}, from how G(r) dies out)"
+            )
         settings = res.get("data_settings", {})
         if settings.get("composition"):
             origin = settings["composition_from"]
@@ -176,17 +182,19 @@ def render_csv(results: list[dict]) -> str:
             "bravais_lattice",
             "laue_class",
             "label_set",
+            "particle_diameter_nm",
         ]
     )
     for res in results:
         if "error" in res:
-            w.writerow([res["file"], "", "", "", "", "", res["error"], *[""] * 7])
+            w.writerow([res["file"], "", "", "", "", "", res["error"], *[""] * 8])
             continue
         warnings = " | ".join(res["warnings"])
         settings = res.get("data_settings", {})
         composition = [settings.get("composition") or "", settings.get("composition_from", "none")]
         in_set = set((res.get("prediction_set") or {}).get("space_groups", []))
         label_set = (res.get("label_set") or {}).get("name", "all")
+        diameter = res.get("particle_diameter_nm")
         for k, p in enumerate(res["predictions"], 1):
             sg = get(p["space_group"])
             w.writerow(
@@ -204,6 +212,7 @@ def render_csv(results: list[dict]) -> str:
                     sg.bravais_lattice,
                     sg.laue_class,
                     label_set,
+                    "" if diameter is None else f"{diameter:.3g}",
                 ]
             )
     return buf.getvalue()

@@ -182,12 +182,13 @@ def prepare_data(
 def particle_diameter_estimate(r: np.ndarray, g: np.ndarray) -> float:
     """Starting spherical-particle diameter [Å]: the r where the RMS of G over 4 Å windows
     drops below 5 % of its value at 1.5–8 Å (the signal of a sphere of diameter D ends at D)."""
+    from pdfsg.particle_size import rms_between
+
     r = np.asarray(r)
     g = np.asarray(g)
-    ref = float(np.sqrt(np.mean(g[(r >= 1.5) & (r <= 8.0)] ** 2)))
+    ref = rms_between(r, g, 1.5, 8.0)
     for start in np.arange(8.0, float(r[-1]) - 4.0, 1.0):
-        win = (r >= start) & (r < start + 4.0)
-        if ref > 0 and float(np.sqrt(np.mean(g[win] ** 2))) < 0.05 * ref:
+        if ref > 0 and rms_between(r, g, start, start + 4.0, closed=False) < 0.05 * ref:
             return float(start + 2.0)
     return float(r[-1])
 

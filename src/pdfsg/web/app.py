@@ -166,6 +166,15 @@ class FileResult(BaseModel):
         description="the groups ranked: name ('all': the model's own, or e.g. 'paper45'), "
         "n_groups (ranked), model_groups (the model's)",
     )
+    particle_diameter_nm: float | None = Field(
+        default=None,
+        description="spherical-particle diameter from how G(r) dies out [nm]; null for bulk "
+        "(or larger than the data can tell)",
+    )
+    particle_size: dict[str, Any] | None = Field(
+        default=None,
+        description="that estimate: diameter_nm, low_nm, high_nm (10–90 %), bulk, method",
+    )
     r: list[float] | None = Field(default=None, description="model grid points covered [Å]")
     x: list[float] | None = Field(default=None, description="normalised G on those points")
     error: str | None = Field(default=None, description="one-line reason the file failed")
