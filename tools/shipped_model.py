@@ -371,23 +371,23 @@ def cmd_train(args: argparse.Namespace) -> None:
     bar.close()
     print(f"trained in {time.time() - t:.0f} s: {result}", flush=True)
     if (ds.split == 2).any():
-        finish(Path(args.out), ds)
+        finish(Path(args.out), ds, args.calibrate_on)
 
 
-def finish(run: Path, ds) -> None:
+def finish(run: Path, ds, calibrate_on: str | None = None) -> None:
     """After training: the composition memory (composition-aware models), then the
     calibration, both fitted on the validation rows (split 2)."""
     from pdfsg.artifact import load_model
 
     if getattr(load_model(_artifact_dir(run)), "uses_composition", False):
         tune_memory(run, ds)
-    calibrate(run, ds)
+    calibrate(run, ds, calibrate_on=calibrate_on)
 
 
 def cmd_finish(args: argparse.Namespace) -> None:
     """Re-assemble a run's dataset (same arguments as ``train``) and fit its memory and
     calibration again (e.g. for a run trained before these steps existed)."""
-    finish(Path(args.out), _assembled(args))
+    finish(Path(args.out), _assembled(args), args.calibrate_on)
 
 
 def _product(net: np.ndarray, log_ratio: np.ndarray, power: float) -> np.ndarray:
@@ -471,16 +471,24 @@ def _artifact_dir(run: Path) -> Path:
     return run / "model" if (run / "model" / "manifest.json").exists() else run
 
 
-def calibrate(run: Path, ds, alpha: float = 0.1) -> dict:
+def calibrate(run: Path, ds, alpha: float = 0.1, calibrate_on: str | None = None) -> dict:
     """Fit the calibration of a trained run on the validation rows (split 2) of ``ds`` and
     record it in the artifact's manifest: a temperature per input mode (G(r) only; G(r) +
     composition for a composition-aware model) and the split-conformal threshold of the
-    (1 - alpha) prediction set after temperature scaling."""
+    (1 - alpha) prediction set after temperature scaling.  With ``calibrate_on`` (a dataset
+    file) only the validation rows whose ids it holds: e.g. the mpts52 structures, which are
+    harder than MP-20's and like the structures the model will meet."""
     val = np.flatnonzero(ds.split == 2)
     where = (
         "real training structures held out by id hash (--val-fraction), clean curves, never "
         "trained on"
     )
+    if calibrate_on:
+        from pdfsg.datasets import read_dataset
+
+        ids = set(map(str, read_dataset(calibrate_on).ids))
+        val = np.array([i for i in val if str(ds.ids[i]) in ids], dtype=np.int64)
+        where += f"; only those of {Path(calibrate_on).name}"
     return _fit_calibration(_artifact_dir(run), ds, val, where, alpha)
 
 
@@ -998,6 +1006,12 @@ def main(argv: list[str] | None = None) -> None:
     t.set_defaults(func=cmd_train)
     f = sub.add_parser("finish", help="fit the memory and calibration of a trained run")
     _assemble_args(f)
+    for cmd in (t, f):
+        cmd.add_argument(
+            "--calibrate-on",
+            help="calibrate on the validation rows of this dataset's structures only "
+            "(e.g. work/mpts52_all.h5)",
+        )
     f.add_argument("--out", required=True)
     f.set_defaults(func=cmd_finish)
     en = sub.add_parser("ensemble", help="one model of several installed ones, calibrated")
