@@ -620,6 +620,10 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
         "of every reported test metric"
     )
     rule = {"held_out_test_rows": {"fraction": args.cal_fraction, "seed": "cal"}}
+    if args.calibrate_on:  # fit on those of the held-out rows only (all stay out of metrics)
+        ids = set(map(str, read_dataset(args.calibrate_on).ids))
+        rows = np.array([i for i in rows if str(ds.ids[i]) in ids], dtype=np.int64)
+        where += f"; fitted on those of {Path(args.calibrate_on).name} only"
     _fit_calibration(out, ds, rows, where, 0.1, extra=rule)
     print(f"wrote {out}: {len(members)} members, calibrated on {rows.size} test rows")
 
@@ -1047,6 +1051,10 @@ def main(argv: list[str] | None = None) -> None:
     en.add_argument("--memory-from", help="run whose composition memory the ensemble uses")
     en.add_argument("--dataset", required=True, help="dataset whose test rows calibrate")
     en.add_argument("--cal-fraction", type=float, default=1 / 3)
+    en.add_argument(
+        "--calibrate-on",
+        help="fit the calibration on the held-out rows of this dataset's structures only",
+    )
     en.set_defaults(func=cmd_ensemble)
     e = sub.add_parser("combine")
     e.add_argument("runs", nargs="+")
