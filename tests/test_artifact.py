@@ -331,3 +331,49 @@ def test_calibration_rows_are_named_by_a_rule():
     mask = used_for_calibration(manifest, ids)
     assert mask.sum() == sum(in_share(i, 1 / 3, "cal") for i in ids)
     assert not used_for_calibration({}, ids).any()
+
+
+def test_a_member_of_a_subset_of_groups_only_divides_its_subset(tmp_path):
+    """An ensemble of every group with a 45-group member: the subset member shares how the
+    probability inside its groups is divided, not how much they get."""
+    import json
+    import os
+
+    from conftest import make_logreg_model
+
+    from pdfsg.artifact import FORMAT, FORMAT_VERSION
+
+    wide, narrow = (2, 14, 62, 136, 166, 194, 221, 225, 230), (14, 62, 221, 225)
+    big = make_logreg_model(tmp_path / "big", wide, seed=1)
+    small = make_logreg_model(tmp_path / "small", narrow, seed=2)
+    out = tmp_path / "ens"
+    out.mkdir()
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": "ens",
+        "kind": "ensemble",
+        "config": {},
+        "weights": [],
+        "members": [os.path.relpath(big, out), os.path.relpath(small, out)],
+        "labels": list(wide),
+        "params": PdfParams().to_dict(),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    ens = load_model(out)
+    X = np.random.default_rng(3).random((5, PdfParams().npoints)).astype(np.float32)
+    p = ens.predict_proba(X, calibrated=False)
+    pb, ps = load_model(big).predict_proba(X), load_model(small).predict_proba(X)
+    cols = np.array([wide.index(g) for g in narrow])
+    outside = np.setdiff1d(np.arange(len(wide)), cols)
+    np.testing.assert_allclose(p[:, outside], pb[:, outside], atol=1e-12)
+    mass = pb[:, cols].sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(p[:, cols].sum(axis=1, keepdims=True), mass, atol=1e-12)
+    expected = mass * (pb[:, cols] / mass + ps) / 2
+    np.testing.assert_allclose(p[:, cols], expected, atol=1e-12)
+    # a member with a group the ensemble lacks is refused
+    manifest["members"] = [os.path.relpath(small, out), os.path.relpath(big, out)]
+    manifest["labels"] = list(narrow)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="groups outside the ensemble's"):
+        load_model(out)

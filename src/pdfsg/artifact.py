@@ -407,7 +407,8 @@ def load_model(
 
 def _load_ensemble(folder: Path, manifest: dict, params, labels, *, device: str, verify: bool):
     """An ``ensemble`` folder: its members are other model folders, named relative to it
-    (``"../pdfsg-v2-r30"``), loaded and checked against the ensemble's labels and grid."""
+    (``"../pdfsg-v2-r30"``), loaded and checked against the ensemble's grid; a member may
+    rank a subset of the ensemble's labels (see :class:`pdfsg.models.EnsembleClassifier`)."""
     from pdfsg.models import EnsembleClassifier
 
     names = manifest.get("members")
@@ -419,8 +420,11 @@ def _load_ensemble(folder: Path, manifest: dict, params, labels, *, device: str,
         if not (sub / MANIFEST).is_file():
             raise ModelError(f"{folder / MANIFEST}: member {name!r} not found at {sub}")
         member = load_model(sub, device=device, verify=verify)
-        if tuple(member.labels) != labels or not member.params.same_grid_and_physics(params):
-            raise ModelError(f"{sub}: other labels or grid than the ensemble {folder}")
+        nested = set(map(int, member.labels)) <= set(map(int, labels))
+        if not nested or not member.params.same_grid_and_physics(params):
+            raise ModelError(
+                f"{sub}: groups outside the ensemble's, or another grid, than {folder}"
+            )
         members.append(member)
     return EnsembleClassifier(members, manifest)
 

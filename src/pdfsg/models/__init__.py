@@ -451,10 +451,17 @@ class NetClassifier(_Calibrated):
 
 
 class EnsembleClassifier(_Calibrated):
-    """Several trained models of one label set and grid as one: their probabilities
-    averaged (each composition-aware member gets the composition, the others G(r) alone),
-    then the ensemble's own composition memory and calibration (its manifest), so that
-    G(r)-only networks trained on more data and a composition-aware one serve together.
+    """Several trained models of one grid as one: their probabilities averaged (each
+    composition-aware member gets the composition, the others G(r) alone), then the
+    ensemble's own composition memory and calibration (its manifest), so that G(r)-only
+    networks trained on more data and a composition-aware one serve together.
+
+    The ensemble's labels are its first member's.  A member may rank only a subset of them
+    (a model of the paper's 45 groups in an ensemble of every group): it then shares only
+    how the probability inside its subset is divided, not how much the subset gets.  With
+    p_full the mean of the members of all labels and S a subset, a group g in S gets
+    p_full(S) times the mean over all members of their probability of g given S; groups
+    outside S keep p_full(g).
 
     ``members`` are loaded models (:func:`pdfsg.artifact.load_model`); ``manifest`` is the
     ensemble folder's (``kind: "ensemble"``).
@@ -466,9 +473,18 @@ class EnsembleClassifier(_Calibrated):
         if not members:
             raise ModelError("an ensemble needs at least one member")
         first = members[0]
-        for m in members[1:]:
-            if tuple(m.labels) != tuple(first.labels):
-                raise ModelError("the members of an ensemble must share one label set")
+        index = {int(v): i for i, v in enumerate(first.labels)}
+        #: per member, the columns of the ensemble's labels it ranks (None: all of them)
+        self._columns: list[np.ndarray | None] = []
+        for m in members:
+            if tuple(m.labels) == tuple(first.labels):
+                self._columns.append(None)
+            elif all(int(v) in index for v in m.labels):
+                self._columns.append(np.array([index[int(v)] for v in m.labels]))
+            else:
+                raise ModelError(
+                    "an ensemble's members must rank its first member's groups or a subset"
+                )
             if not m.params.same_grid_and_physics(first.params):
                 raise ModelError("the members of an ensemble must share one r grid")
         self.members = list(members)
@@ -508,15 +524,25 @@ class EnsembleClassifier(_Calibrated):
         """Mean of the members' uncalibrated probabilities, then the ensemble's composition
         memory (rows with a known composition) and temperature (see
         :meth:`NetClassifier.predict_proba` for the arguments)."""
-        out = np.zeros((np.asarray(X).shape[0], len(self.labels)), dtype=np.float64)
-        for m in self.members:
+        full, nested = [], {}
+        for m, cols in zip(self.members, self._columns, strict=True):
             if getattr(m, "uses_composition", False):
-                out += m.predict_proba(X, start, comp, calibrated=False, memory=False)
+                p = m.predict_proba(X, start, comp, calibrated=False, memory=False)
             elif m.variable_length:
-                out += m.predict_proba(X, start, calibrated=False)
+                p = m.predict_proba(X, start, calibrated=False)
             else:
-                out += m.predict_proba(X, start)
-        out /= len(self.members)
+                p = m.predict_proba(X, start)
+            if cols is None:
+                full.append(p)
+            else:
+                nested.setdefault(tuple(cols.tolist()), []).append(p)
+        out = np.mean(full, axis=0)
+        for cols_key, probas in nested.items():
+            cols = np.array(cols_key)
+            mass = out[:, cols].sum(axis=1, keepdims=True)
+            shares = [out[:, cols] / np.clip(mass, 1e-300, None)]
+            shares += [p / np.clip(p.sum(axis=1, keepdims=True), 1e-300, None) for p in probas]
+            out[:, cols] = mass * np.mean(shares, axis=0)
         if comp is not None:
             comp = np.atleast_2d(np.asarray(comp, dtype=np.float32))
         return self._finish_proba(out, comp, calibrated, memory)
