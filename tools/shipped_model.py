@@ -62,13 +62,13 @@ all 230 groups plus structure-type variants (``pdfsg.sources.variants``)::
     pdfsg dataset build prototypes:3400,seed=0 -o work/protos_all.h5 --label-set all230 \
         --test-fraction 0
     pdfsg dataset merge work/mpts52_all.h5 work/mp20_all.h5 -o work/mp_all.h5
-    # 12 variants of every MP training structure (test structures get none: train-of);
-    # 65 min on 2 cores.  (Variants of the WBM crystals, "variants:12:$S/wbm_sample_dev...",
-    # would add ~110k more; pdfsg-v4 did not have the time to build them.)
+    # 12 variants of every training structure (test structures get none: train-of)
     for F in mpts52_dev mp20_biternary_dev; do
       pdfsg dataset build "variants:12,train-of=work/mp_all.h5:$S/$F.csv.gz" \
           -o work/var_${F%%_*}_all.h5 --label-set all230 --test-fraction 0
     done
+    pdfsg dataset build "variants:12:$S/wbm_sample_dev.csv.gz" -o work/var_wbm_all.h5 \
+        --label-set all230 --test-fraction 0
     # augmented copies of the real and prototype structures (as in step 2), then per r range
     python tools/shipped_model.py train work/mp_all.h5 work/protos_all.h5 work/wbm_all.h5 \
         --train-only work/var_*_all.h5 --aug-from work/{mpts52,mp20,protos,wbm}_all.h5 \
