@@ -72,8 +72,8 @@ all 230 groups plus structure-type variants (``pdfsg.sources.variants``)::
     # augmented copies of the real and prototype structures (as in step 2), then per r range
     python tools/shipped_model.py train work/mp_all.h5 work/protos_all.h5 work/wbm_all.h5 \
         --train-only work/var_*_all.h5 --aug-from work/{mpts52,mp20,protos,wbm}_all.h5 \
-        --min-per-group 10 --rmax $R --epochs 6 --model pdfsg-net-comp --val-fraction 0.1 \
-        --out work/v4-r$R
+        --min-per-group 10 --rmax $R --epochs 7 --model pdfsg-net-comp --val-fraction 0.1 \
+        --calibrate-on work/mpts52_all.h5 --out work/v4-r$R
 
 Variants of the validation structures are dropped, so the calibration and the memory are
 fitted on structures the network never saw in any form.
