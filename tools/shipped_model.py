@@ -501,6 +501,16 @@ def _clean_rows(ds, rows: np.ndarray, npoints: int) -> tuple[np.ndarray, np.ndar
     return X, ds.class_index()[rows]
 
 
+def _model_rows(ds, rows: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` of ``ds`` whose group is one of ``labels`` (a model's classes, which may
+    be fewer than the dataset's: a model of every group with enough structures) and their
+    class indices among ``labels``."""
+    index = {int(v): i for i, v in enumerate(labels)}
+    keep = np.array([int(ds.y[i]) in index for i in rows], dtype=bool)
+    rows = np.asarray(rows)[keep]
+    return rows, np.array([index[int(ds.y[i])] for i in rows], dtype=np.int64)
+
+
 def _fit_calibration(folder: Path, ds, rows, where: str, alpha: float, extra=None) -> dict:
     """Temperature per input mode and conformal threshold on ``rows`` of ``ds`` (clean
     curves cut to the model's grid), written into ``folder``'s manifest."""
@@ -515,7 +525,8 @@ def _fit_calibration(folder: Path, ds, rows, where: str, alpha: float, extra=Non
     from pdfsg.composition_vector import encode_formulas
 
     model = load_model(folder)
-    X, y = _clean_rows(ds, rows, model.params.npoints)
+    rows, y = _model_rows(ds, rows, model.labels)
+    X, _ = _clean_rows(ds, rows, model.params.npoints)
     modes = {"g_only": None}
     if getattr(model, "uses_composition", False):
         modes["composition"] = encode_formulas(ds.formula[rows])
@@ -599,8 +610,9 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
     )
     model = load_model(out)
     if memory_src is not None:  # the memory's weight for this ensemble, on the same rows
-        X, y = _clean_rows(ds, rows, model.params.npoints)
-        comp = encode_formulas(ds.formula[rows])
+        mem_rows, y = _model_rows(ds, rows, model.labels)
+        X, _ = _clean_rows(ds, mem_rows, model.params.npoints)
+        comp = encode_formulas(ds.formula[mem_rows])
         net = model.predict_proba(X, comp=comp, calibrated=False, memory=False)
         mem = model.composition_memory
         ratio = np.log(mem.proba(comp) / mem.prior)
