@@ -371,9 +371,18 @@ def test_a_member_of_a_subset_of_groups_only_divides_its_subset(tmp_path):
     np.testing.assert_allclose(p[:, cols].sum(axis=1, keepdims=True), mass, atol=1e-12)
     expected = mass * (pb[:, cols] / mass + ps) / 2
     np.testing.assert_allclose(p[:, cols], expected, atol=1e-12)
-    # a member with a group the ensemble lacks is refused
-    manifest["members"] = [os.path.relpath(small, out), os.path.relpath(big, out)]
-    manifest["labels"] = list(narrow)
+    # a member with groups the ensemble lacks votes only on the shared ones
+    other = make_logreg_model(tmp_path / "other", (14, 62, 221, 225, 229), seed=4)
+    manifest["members"] = [os.path.relpath(big, out), os.path.relpath(other, out)]
     (out / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ModelError, match="groups outside the ensemble's"):
+    p2 = load_model(out).predict_proba(X, calibrated=False)
+    po = load_model(other).predict_proba(X)[:, :4]
+    np.testing.assert_allclose(
+        p2[:, cols], mass * (pb[:, cols] / mass + po / po.sum(1, keepdims=True)) / 2, atol=1e-12
+    )
+    # a member sharing no group is refused
+    lone = make_logreg_model(tmp_path / "lone", (1, 3), seed=5)
+    manifest["members"] = [os.path.relpath(big, out), os.path.relpath(lone, out)]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="no group in common"):
         load_model(out)

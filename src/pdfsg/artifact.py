@@ -420,10 +420,10 @@ def _load_ensemble(folder: Path, manifest: dict, params, labels, *, device: str,
         if not (sub / MANIFEST).is_file():
             raise ModelError(f"{folder / MANIFEST}: member {name!r} not found at {sub}")
         member = load_model(sub, device=device, verify=verify)
-        nested = set(map(int, member.labels)) <= set(map(int, labels))
+        nested = bool(set(map(int, member.labels)) & set(map(int, labels)))
         if not nested or not member.params.same_grid_and_physics(params):
             raise ModelError(
-                f"{sub}: groups outside the ensemble's, or another grid, than {folder}"
+                f"{sub}: no group in common with, or another grid than, the ensemble {folder}"
             )
         members.append(member)
     return EnsembleClassifier(members, manifest)

@@ -479,12 +479,12 @@ class EnsembleClassifier(_Calibrated):
         for m in members:
             if tuple(m.labels) == tuple(first.labels):
                 self._columns.append(None)
-            elif all(int(v) in index for v in m.labels):
-                self._columns.append(np.array([index[int(v)] for v in m.labels]))
+            elif any(int(v) in index for v in m.labels):
+                # groups the ensemble lacks (230 in a 45-group member of an ensemble with
+                # no Ia-3d) are dropped from that member's vote
+                self._columns.append(np.array([index.get(int(v), -1) for v in m.labels]))
             else:
-                raise ModelError(
-                    "an ensemble's members must rank its first member's groups or a subset"
-                )
+                raise ModelError("an ensemble's members must share groups with its first")
             if not m.params.same_grid_and_physics(first.params):
                 raise ModelError("the members of an ensemble must share one r grid")
         self.members = list(members)
@@ -535,7 +535,7 @@ class EnsembleClassifier(_Calibrated):
             if cols is None:
                 full.append(p)
             else:
-                nested.setdefault(tuple(cols.tolist()), []).append(p)
+                nested.setdefault(tuple(cols[cols >= 0].tolist()), []).append(p[:, cols >= 0])
         out = np.mean(full, axis=0)
         for cols_key, probas in nested.items():
             cols = np.array(cols_key)
