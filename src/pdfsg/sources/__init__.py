@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "SourceFactory",
     "StructureRecord",
+    "count_and_options",
     "count_records",
     "iter_records",
     "register_source",
@@ -70,6 +71,18 @@ def _callable_key(make: Callable[..., Any]) -> str:
         name = f"{func.__module__}.{func.__qualname__}"
         return f"{name}{make.args!r}{sorted(make.keywords.items())!r}"
     return f"{getattr(make, '__module__', '')}.{getattr(make, '__qualname__', repr(make))}"
+
+
+def count_and_options(kind: str, head: str, spec: str) -> tuple[int, dict[str, str]]:
+    """``"N[,key=value...]"`` of a generated source's spec -> (N, {key: value}); a one-line
+    ParamsError ``bad <kind> source spec '<spec>': ...`` when N or an option is malformed."""
+    from pdfsg.errors import ParamsError
+
+    fields = head.split(",")
+    try:
+        return int(fields[0]), dict(f.split("=", 1) for f in fields[1:])
+    except ValueError as exc:
+        raise ParamsError(f"bad {kind} source spec {spec!r}: {exc}") from None
 
 
 @dataclass(frozen=True)

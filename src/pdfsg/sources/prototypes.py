@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pdfsg.errors import ParamsError
-from pdfsg.sources import StructureRecord
+from pdfsg.sources import StructureRecord, count_and_options
 from pdfsg.sources.stats import SyntheticStats, load_stats
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -163,10 +163,8 @@ def make_prototype(name: str, rng: np.random.Generator, stats: SyntheticStats) -
 def prototype_records(spec: str) -> Iterator[StructureRecord]:
     """The ``prototypes:N[,seed=S]`` source of ``pdfsg dataset build``: N crystals cycling
     through :data:`PROTOTYPES` (labels come from spglib, as for any structure)."""
-    fields = spec.split(",")
+    n, opts = count_and_options("prototypes", spec, spec)
     try:
-        n = int(fields[0])
-        opts = dict(f.split("=", 1) for f in fields[1:])
         seed = int(opts.pop("seed", 0))
     except ValueError as exc:
         raise ParamsError(f"bad prototypes source spec {spec!r}: {exc}") from None

@@ -76,7 +76,7 @@ import numpy as np
 
 from pdfsg import spacegroups
 from pdfsg.errors import ParamsError
-from pdfsg.sources import StructureRecord
+from pdfsg.sources import StructureRecord, count_and_options
 from pdfsg.sources.geometry import _covalent_radius, _nearest_images, _pair_key, space_group_of
 from pdfsg.sources.stats import (
     _SHAPE_PARAMS,
@@ -857,12 +857,7 @@ def records_from_spec(spec: str) -> Iterator[StructureRecord]:
     """The ``synthetic:SPEC`` source of ``pdfsg dataset build``: SPEC is
     ``N[,seed=S][,groups=paper45|all230][,distribution=balanced|paper45][,stats=PATH]``
     (PATH: a table from ``pdfsg stats build``; default the shipped one)."""
-    fields = spec.split(",")
-    try:
-        n = int(fields[0])
-        opts = dict(f.split("=", 1) for f in fields[1:])
-    except ValueError as exc:
-        raise ParamsError(f"bad synthetic source spec {spec!r}: {exc}") from None
+    n, opts = count_and_options("synthetic", spec, spec)
     unknown = set(opts) - {"seed", "groups", "distribution", "stats"}
     if unknown:
         raise ParamsError(f"bad synthetic source spec {spec!r}: unknown {sorted(unknown)}")

@@ -262,11 +262,11 @@ def _train_ids(path: str) -> set[str]:
 
 def parse_spec(spec: str) -> tuple[int, int, str | None, str]:
     """``K[,seed=S][,train-of=DATASET]:SOURCE`` -> (K, seed, train-of path or None, SOURCE)."""
+    from pdfsg.sources import count_and_options
+
     head, sep, source = spec.partition(":")
-    fields = head.split(",")
+    k, opts = count_and_options("variants", head, spec)
     try:
-        k = int(fields[0])
-        opts = dict(f.split("=", 1) for f in fields[1:])
         seed = int(opts.pop("seed", 0))
     except ValueError as exc:
         raise ParamsError(f"bad variants source spec {spec!r}: {exc}") from None
