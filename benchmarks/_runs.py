@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 @dataclass
 class ScoredRun:
@@ -67,3 +69,16 @@ def rank_of(result, space_group: int) -> int | None:
     """1-based rank of ``space_group`` in a prediction ranking all groups (None: absent)."""
     order = [p.space_group for p in result.predictions]
     return order.index(space_group) + 1 if space_group in order else None
+
+
+def uncalibrated_test_rows(ds, families) -> tuple[np.ndarray, int]:
+    """The test rows of ``ds`` that no model of ``families`` (lists of loaded models) was
+    calibrated on, and how many were left out for that reason."""
+    from pdfsg.calibration import used_for_calibration
+
+    test = np.flatnonzero(ds.split == 1)
+    used = np.zeros(test.size, dtype=bool)
+    for family in families:
+        for model in family:
+            used |= used_for_calibration(model.manifest, ds.ids[test])
+    return test[~used], int(used.sum())

@@ -123,8 +123,12 @@ def score(model, ds, rows: np.ndarray, label: str) -> dict:
 
 
 def main() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _runs import uncalibrated_test_rows
+
     from pdfsg.artifact import load_model
-    from pdfsg.calibration import used_for_calibration
     from pdfsg.datasets import read_dataset
     from pdfsg.predict import resolve_model_paths
 
@@ -136,19 +140,14 @@ def main() -> None:
     args = ap.parse_args()
 
     ds = read_dataset(args.dataset)
-    test = np.flatnonzero(ds.split == 1)
     mp52_ids = set(map(str, read_dataset(args.mpts52).ids)) if args.mpts52 else set()
     names = args.model or ["default"]
     models = {name: [load_model(p) for p in resolve_model_paths(name)] for name in names}
-    used = np.zeros(test.size, dtype=bool)
-    for family in models.values():
-        for model in family:
-            used |= used_for_calibration(model.manifest, ds.ids[test])
-    test = test[~used]
+    test, n_calibration_rows = uncalibrated_test_rows(ds, models.values())
     mp52 = np.array([i for i in test if str(ds.ids[i]) in mp52_ids], dtype=np.int64)
     result: dict = {
         "dataset": str(args.dataset),
-        "rows_left_out_as_calibration_rows": int(used.sum()),
+        "rows_left_out_as_calibration_rows": n_calibration_rows,
         "models": [],
     }
     for name in names:

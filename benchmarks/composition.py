@@ -135,8 +135,12 @@ def score_measured(predictor, data: Path) -> list[dict]:
 
 
 def main() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _runs import uncalibrated_test_rows
+
     from pdfsg.artifact import load_model
-    from pdfsg.calibration import used_for_calibration
     from pdfsg.datasets import read_dataset
     from pdfsg.predict import Predictor, resolve_model_paths
     from pdfsg.shared_data import shared_data_dir
@@ -150,18 +154,13 @@ def main() -> None:
     args = ap.parse_args()
 
     ds = read_dataset(args.dataset)
-    test = np.flatnonzero(ds.split == 1)
     mp52_ids = set(map(str, read_dataset(args.mpts52).ids)) if args.mpts52 else set()
     result: dict = {"dataset": str(args.dataset), "models": [], "measured": {}}
     names = args.model or ["default"]
     models = {name: [load_model(p) for p in resolve_model_paths(name)] for name in names}
-    used = np.zeros(test.size, dtype=bool)  # rows any model was calibrated on: not test rows
-    for family in models.values():
-        for model in family:
-            used |= used_for_calibration(model.manifest, ds.ids[test])
-    test = test[~used]
+    test, n_calibration_rows = uncalibrated_test_rows(ds, models.values())
     mp52 = np.array([i for i in test if str(ds.ids[i]) in mp52_ids], dtype=np.int64)
-    result["rows_left_out_as_calibration_rows"] = int(used.sum())
+    result["rows_left_out_as_calibration_rows"] = n_calibration_rows
     for name in names:
         for model in models[name]:
             path = Path(model.manifest["_folder"])

@@ -269,28 +269,34 @@ def test_net_classifier_needs_networks_or_states():
 def _ensemble_folder(tmp_path, members: list, calibration: dict | None = None):
     """An ``ensemble`` model folder over saved member folders (as the recipe writes it)."""
     import json
-    import os
-
-    from pdfsg.artifact import FORMAT, FORMAT_VERSION
 
     folders = [save_model(tmp_path / f"m{i}", m) for i, m in enumerate(members)]
     out = tmp_path / "ens"
     out.mkdir()
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "name": "ens",
-        "kind": "ensemble",
-        "config": {},
-        "weights": [],
-        "members": [os.path.relpath(f, out) for f in folders],
-        "labels": list(LABELS),
-        "params": members[0].params.to_dict(),
-    }
+    manifest = _ensemble_manifest(out, folders, LABELS, members[0].params)
     if calibration:
         manifest["calibration"] = calibration
     (out / "manifest.json").write_text(json.dumps(manifest))
     return out
+
+
+def _ensemble_manifest(out, folders, labels, params) -> dict:
+    """The manifest of an ``ensemble`` folder ``out`` over member ``folders``."""
+    import os
+
+    from pdfsg.artifact import FORMAT, FORMAT_VERSION
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": out.name,
+        "kind": "ensemble",
+        "config": {},
+        "weights": [],
+        "members": [os.path.relpath(f, out) for f in folders],
+        "labels": list(labels),
+        "params": params.to_dict(),
+    }
 
 
 def test_an_ensemble_folder_averages_its_members_and_applies_its_calibration(tmp_path):
@@ -341,24 +347,12 @@ def test_a_member_of_a_subset_of_groups_only_divides_its_subset(tmp_path):
 
     from conftest import make_logreg_model
 
-    from pdfsg.artifact import FORMAT, FORMAT_VERSION
-
     wide, narrow = (2, 14, 62, 136, 166, 194, 221, 225, 230), (14, 62, 221, 225)
     big = make_logreg_model(tmp_path / "big", wide, seed=1)
     small = make_logreg_model(tmp_path / "small", narrow, seed=2)
     out = tmp_path / "ens"
     out.mkdir()
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "name": "ens",
-        "kind": "ensemble",
-        "config": {},
-        "weights": [],
-        "members": [os.path.relpath(big, out), os.path.relpath(small, out)],
-        "labels": list(wide),
-        "params": PdfParams().to_dict(),
-    }
+    manifest = _ensemble_manifest(out, [big, small], wide, PdfParams())
     (out / "manifest.json").write_text(json.dumps(manifest))
     ens = load_model(out)
     X = np.random.default_rng(3).random((5, PdfParams().npoints)).astype(np.float32)
