@@ -68,6 +68,7 @@ def make_dataset(
     )
 
 
+BN_STATS = ("running_mean", "running_var", "num_batches_tracked")
 SMALL_CNN = {"filters": (16, 8), "kernel_size": 8, "hidden": 16}
 
 
@@ -330,3 +331,53 @@ def test_cli_train_on_every_group_records_the_selection(every_group, tmp_path, c
                "--min-per-group", "0"])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "--min-per-group must be >= 1" in err
+
+
+def test_init_from_fine_tunes_a_trained_network(ds, tmp_path):
+    """A fine-tune at a vanishing learning rate keeps the start network's weights (batch-norm
+    statistics aside, which a training pass updates); the manifest names the start model and
+    the training ids cover both runs; a network of other settings or groups is refused in
+    one line."""
+    from pdfsg.artifact import read_training_ids
+    from pdfsg.train import train
+
+    kw = dict(ensemble=1, device="cpu", model_overrides=SMALL_CNN, batch_size=32)
+    start = train(ds, "cnn-paper", tmp_path / "start", epochs=2, lr=3e-3, **kw)
+    tuned = train(
+        ds,
+        "cnn-paper",
+        tmp_path / "tuned",
+        epochs=1,
+        lr=1e-12,
+        init_from=tmp_path / "start",
+        train_overrides={"warmup_epochs": 0.0, "weight_decay": 0.0},
+        **kw,
+    )
+    fresh = train(ds, "cnn-paper", tmp_path / "fresh", epochs=1, lr=1e-12, **kw)
+
+    def weights(result):
+        state = result.classifier.state_dicts()[0]
+        return {k: v for k, v in state.items() if not k.endswith(BN_STATS)}
+
+    a, b, c = weights(start), weights(tuned), weights(fresh)
+    assert a.keys() == b.keys() and len(a) > 2
+    assert all(np.allclose(a[k], b[k], atol=1e-8) for k in a)
+    assert not all(np.allclose(a[k], c[k]) for k in a)
+    import json
+
+    manifest = json.loads((tmp_path / "tuned" / "manifest.json").read_text())
+    assert manifest["training"]["initialised_from"]["model"]
+    assert read_training_ids(tmp_path / "tuned") == read_training_ids(tmp_path / "start")
+    with pytest.raises(ModelError, match=r"init-from .*network settings differ") as info:
+        train(
+            ds,
+            "cnn-paper",
+            tmp_path / "other",
+            epochs=1,
+            init_from=tmp_path / "start",
+            **{**kw, "model_overrides": {**SMALL_CNN, "hidden": 8}},
+        )
+    assert "\n" not in str(info.value)
+    fewer = make_dataset(tmp_path / "fewer.h5", labels=LABELS[:4])
+    with pytest.raises(ModelError, match="labels differ"):
+        train(fewer, "cnn-paper", tmp_path / "f", epochs=1, init_from=tmp_path / "start", **kw)

@@ -106,7 +106,8 @@ def test_rutile_variant_strains_only_c_over_a(parents):
 
 
 @pytest.mark.parametrize(
-    "spec", ["x:parents.csv", "3", "0:parents.csv", "3,foo=1:parents.csv", "3:"]
+    "spec",
+    ["x:parents.csv", "3", "0:parents.csv", "3,foo=1:parents.csv", "3:", "3,first=-1:p.csv"],
 )
 def test_bad_specs_are_one_line_errors(spec):
     with pytest.raises(ParamsError, match="variants source spec"):
@@ -122,6 +123,20 @@ def test_records_ids_name_their_parent(csv_source):
     assert [r.digest() for r in recs] == [
         r.digest() for r in variant_records(f"2,seed=5:{csv_source}")
     ]
+
+
+def test_first_extends_an_earlier_build_without_repeating_a_variant(csv_source):
+    """``variants:2`` then ``variants:2,first=2`` are exactly the records of ``variants:4``."""
+    four = list(variant_records(f"4,seed=5:{csv_source}"))
+    two = list(variant_records(f"2,seed=5:{csv_source}"))
+    more = list(variant_records(f"2,seed=5,first=2:{csv_source}"))
+    assert sorted(r.id for r in two + more) == sorted(r.id for r in four)
+    assert sorted(r.digest() for r in two + more) == sorted(r.digest() for r in four)
+    assert more[0].id == "mp-nacl~var2"
+    built = {r.id: r.make() for r in four if r.id.endswith(("~var2", "~var3"))}
+    for r in more:
+        if r.id in built and built[r.id] is not None:
+            assert r.make().composition == built[r.id].composition
 
 
 def test_parent_split_keeps_a_parents_rows_together():

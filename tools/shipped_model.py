@@ -367,6 +367,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         device=args.device,
         resume=args.resume,
         progress=progress,
+        lr=args.lr,
+        train_overrides=None
+        if args.warmup_epochs is None
+        else {"warmup_epochs": args.warmup_epochs},
+        init_from=args.init_from,
     )
     bar.close()
     print(f"trained in {time.time() - t:.0f} s: {result}", flush=True)
@@ -1046,6 +1051,9 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--device", default="auto")
     t.add_argument("--out", required=True)
     t.add_argument("--resume", action="store_true")
+    t.add_argument("--init-from", help="fine-tune from this trained network (pdfsg train)")
+    t.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
+    t.add_argument("--warmup-epochs", type=float, help="warm-up length (default: the preset's)")
     t.set_defaults(func=cmd_train)
     f = sub.add_parser("finish", help="fit the memory and calibration of a trained run")
     _assemble_args(f)

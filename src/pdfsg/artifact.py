@@ -463,12 +463,13 @@ def structure_id_hash(structure_id: str) -> str:
     return hashlib.sha256(parent.encode("utf-8")).hexdigest()[:16]
 
 
-def write_training_ids(folder: str | os.PathLike[str], ids: Any) -> Path:
+def write_training_ids(folder: str | os.PathLike[str], ids: Any, hashed: Any = None) -> Path:
     """Write the hashed ids of the structures a model was trained on beside its manifest
-    (``training_ids.txt.gz``, one hash per line, sorted, unique); returns the path."""
+    (``training_ids.txt.gz``, one hash per line, sorted, unique), with ``hashed`` (ids
+    already hashed, e.g. a fine-tuned model's start model's) added; returns the path."""
     import gzip
 
-    hashes = sorted({structure_id_hash(i) for i in ids})
+    hashes = sorted({structure_id_hash(i) for i in ids} | set(hashed or ()))
     path = Path(folder) / TRAINING_IDS
     tmp = path.with_name(path.name + ".tmp")
     with gzip.open(tmp, "wt", encoding="ascii", compresslevel=6) as fh:

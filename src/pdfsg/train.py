@@ -751,6 +751,7 @@ def _train_network(
     augment: AugmentFn | None,
     progress: ProgressFn | None,
     ddp: bool,
+    init_from: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     import torch
     import torch.nn.functional as F
@@ -802,6 +803,11 @@ def _train_network(
         "params": ds.params.to_dict(),
         "n_train": int(rows.size),
     }
+    init = None
+    if init_from:
+        init = _init_network(init_from, kind, net_cfg.to_dict(), tuple(ds.labels))
+    if init is not None:
+        identity["init_from"] = init["source"]
     if state is not None:
         _check_identity(state, identity, ckpt_path)
     ds_summary = _dataset_summary(ds, rows, test_rows.size)
@@ -857,6 +863,9 @@ def _train_network(
     while member < cfg.ensemble:
         torch.manual_seed(_epoch_seed(cfg.seed, member, -1, 0))
         net = build_network(kind, net_cfg).to(device)
+        if init is not None:  # fine-tuning: start from the given model's member weights
+            start = init["states"][member % len(init["states"])]
+            net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in start.items()})
         opt = _make_optimizer(net, cfg)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s, spe=steps_per_epoch: lr_factor(s, spe, cfg)
@@ -1009,7 +1018,10 @@ def _train_network(
         "dataset": ds_summary,
         "devices": f"{device} x{world}",
     }
-    result = _finish(clf, ds, test_rows, out, training, hist, dist_info.main, Cte)
+    if init is not None:
+        training["initialised_from"] = init["summary"]
+    prior = init["training_ids"] if init is not None else None
+    result = _finish(clf, ds, test_rows, out, training, hist, dist_info.main, Cte, prior)
     if dist_info.enabled:
         import torch.distributed as tdist
 
@@ -1017,6 +1029,43 @@ def _train_network(
         tdist.destroy_process_group()
     result.main_process = dist_info.main
     return result
+
+
+def _init_network(
+    init_from: str | os.PathLike[str], kind: str, config: dict[str, Any], labels: tuple
+) -> dict[str, Any]:
+    """The member weights, summary and training ids of the model a run is fine-tuned from
+    (``train(init_from=...)``); it must be a network of the same kind, configuration and
+    labels (one-line ModelError naming the model otherwise)."""
+    from pdfsg.artifact import load_model, read_training_ids, resolve_model_dir
+
+    where = str(init_from)
+    clf = load_model(init_from)
+    if getattr(clf, "kind", None) != kind or not hasattr(clf, "state_dicts"):
+        raise ModelError(f"--init-from {where}: not a {kind} network")
+    if tuple(clf.labels) != tuple(labels):
+        raise ModelError(
+            f"--init-from {where}: its {len(clf.labels)} labels differ from the dataset's "
+            f"{len(labels)} (same groups in the same order needed)"
+        )
+    mine, theirs = json.loads(json.dumps(config)), json.loads(json.dumps(dict(clf.config)))
+    if mine != theirs:
+        keys = set(mine) | set(theirs)
+        diff = sorted(k for k in keys if theirs.get(k) != mine.get(k))
+        raise ModelError(f"--init-from {where}: network settings differ ({', '.join(diff)})")
+    manifest = clf.manifest
+    name = manifest.get("name") or resolve_model_dir(init_from).name
+    seen = read_training_ids(init_from)
+    return {
+        "states": clf.state_dicts(),
+        "source": name,
+        "training_ids": seen,
+        "summary": {
+            "model": name,
+            "training": manifest.get("training", {}),
+            "training_ids": None if seen is None else len(seen),
+        },
+    }
 
 
 def _augmented_x(G: np.ndarray, augment: AugmentFn, rng: np.random.Generator) -> np.ndarray:
@@ -1055,7 +1104,7 @@ def _resume_config(state: dict, given: dict[str, Any], path: Path) -> TrainConfi
 
 
 def _finish(
-    clf, ds, test_rows, out: Path, training, history, write: bool, comp=None
+    clf, ds, test_rows, out: Path, training, history, write: bool, comp=None, prior_ids=None
 ) -> TrainResult:
     from pdfsg.artifact import save_model, write_training_ids
     from pdfsg.evaluate import top_k_accuracy
@@ -1071,8 +1120,9 @@ def _finish(
     if write:
         save_model(out, clf, training=training, metrics=metrics, history=history)
         # what the model could have seen: every id of the training split (a superset when
-        # --max-train subsampled it), for evaluate's overlap warning
-        write_training_ids(out, ds.ids[np.flatnonzero(ds.split == 0)])
+        # --max-train subsampled it) and, when fine-tuned, every id its start model saw, for
+        # evaluate's overlap warning
+        write_training_ids(out, ds.ids[np.flatnonzero(ds.split == 0)], hashed=prior_ids)
     return TrainResult(out_dir=out, classifier=clf, metrics=metrics, history=history)
 
 
@@ -1144,6 +1194,7 @@ def train(
     progress: ProgressFn | None = None,
     ddp: bool = False,
     min_per_group: int | None = None,
+    init_from: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train the preset ``model`` on a dataset and save the artifact into ``out_dir``.
 
@@ -1177,6 +1228,12 @@ def train(
         class needs enough structures to be learned and calibrated).  The model's manifest
         then says ``label_set: "all"``, ``min_per_group`` and the labels in order.  Refused
         for other datasets.
+    init_from : path or shipped name, optional
+        Fine-tune: every member starts from this trained network's weights (same kind,
+        network settings and labels; e.g. ``pdfsg-v4-net-r30``) instead of a random
+        initialisation, then trains with the usual schedule (give a lower ``lr`` and
+        ``train_overrides={"warmup_epochs": ...}`` to keep what it learned).  The manifest
+        records the start model, and the training ids are the union of both runs'.
 
     Returns
     -------
@@ -1221,4 +1278,5 @@ def train(
         augment=augment,
         progress=progress,
         ddp=ddp,
+        init_from=init_from,
     )

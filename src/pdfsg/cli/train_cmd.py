@@ -60,6 +60,14 @@ def add_parser(subparsers: Any) -> None:
         metavar="FIELD=VALUE",
         help="a network-constructor field (JSON value), e.g. --model-set dropout=0.5",
     )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="MODEL",
+        help="fine-tune: start from this trained network (folder or shipped name, e.g. "
+        "pdfsg-v4-net-r30; same preset, settings and groups) instead of random weights; "
+        "give a lower --lr and e.g. --set warmup_epochs=0.5",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     p.add_argument(
@@ -152,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             ddp=args.ddp,
             min_per_group=args.min_per_group,
+            init_from=args.init_from,
         )
     except ParamsError as exc:  # named as the option: --min-per-group
         from pdfsg.cli.common import option_error

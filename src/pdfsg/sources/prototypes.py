@@ -34,7 +34,9 @@ PROTOTYPES: dict[str, tuple[str, str, float, list[tuple[str, tuple, tuple | None
     "fcc": ("Fm-3m", "cubic", 1.0, [("M", (0, 0, 0), None)]),
     "bcc": ("Im-3m", "cubic", 1.0, [("M", (0, 0, 0), None)]),
     "hcp": ("P6_3/mmc", "hexagonal", 1.63, [("M", (1 / 3, 2 / 3, 0.25), None)]),
-    "sc": ("Pm-3m", "cubic", 1.0, [("M", (0, 0, 0), None)]),
+    # the one elemental simple-cubic crystal is alpha-Po: a random metal here taught the
+    # networks that one element with an fcc-like PDF is Pm-3m (L1_2 ordering needs two)
+    "sc": ("Pm-3m", "cubic", 1.0, [("Po", (0, 0, 0), None)]),
     # Fd-3m and I4_1/amd in pymatgen's default setting (origin choice 1)
     "diamond": ("Fd-3m", "cubic", 1.0, [("D", (0, 0, 0), None)]),
     "rocksalt": (

@@ -26,10 +26,12 @@ carries ``make = partial(make_variant, parent_id, parent_cif, k, seed)``.  The i
 of parent P is ``P~var<k>``; :func:`parent_id` recovers P, and a dataset build splits
 train/test by parent, so variants of a test structure never train a model.
 
-Spec: ``variants:K[,seed=S][,train-of=DATASET.h5]:SOURCE`` — SOURCE is any structure source
-(a CSV/CIF collection or another ``KIND:SPEC``); with ``train-of`` only the parents in the
-training split of that dataset file get variants (the recipe of the shipped model uses this so
-that its test structures have none).
+Spec: ``variants:K[,seed=S][,first=F][,train-of=DATASET.h5]:SOURCE`` — SOURCE is any
+structure source (a CSV/CIF collection or another ``KIND:SPEC``); with ``train-of`` only the
+parents in the training split of that dataset file get variants (the recipe of the shipped model
+uses this so that its test structures have none).  ``first=F`` makes variants F .. F+K-1, so a
+second build extends an earlier one (``variants:12`` then ``variants:8,first=12``) without
+repeating a variant or reusing an id.
 """
 
 from __future__ import annotations
@@ -260,14 +262,16 @@ def _train_ids(path: str) -> set[str]:
     return {str(i) for i in ds.train().ids}
 
 
-def parse_spec(spec: str) -> tuple[int, int, str | None, str]:
-    """``K[,seed=S][,train-of=DATASET]:SOURCE`` -> (K, seed, train-of path or None, SOURCE)."""
+def parse_spec(spec: str) -> tuple[int, int, str | None, str, int]:
+    """``K[,seed=S][,first=F][,train-of=DATASET]:SOURCE`` -> (K, seed, train-of path or None,
+    SOURCE, F)."""
     from pdfsg.sources import count_and_options
 
     head, sep, source = spec.partition(":")
     k, opts = count_and_options("variants", head, spec)
     try:
         seed = int(opts.pop("seed", 0))
+        first = int(opts.pop("first", 0))
     except ValueError as exc:
         raise ParamsError(f"bad variants source spec {spec!r}: {exc}") from None
     train_of = opts.pop("train-of", None)
@@ -277,14 +281,17 @@ def parse_spec(spec: str) -> tuple[int, int, str | None, str]:
         raise ParamsError(f"bad variants source spec {spec!r}: want K[,seed=S]:SOURCE")
     if k <= 0:
         raise ParamsError(f"bad variants source spec {spec!r}: K must be > 0")
-    return k, seed, train_of, source
+    if first < 0:
+        raise ParamsError(f"bad variants source spec {spec!r}: first must be >= 0")
+    return k, seed, train_of, source, first
 
 
 def variant_records(spec: str) -> Iterator[StructureRecord]:
-    """The records of ``variants:K[,seed=S][,train-of=DATASET]:SOURCE`` (see the module)."""
+    """The records of ``variants:K[,seed=S][,first=F][,train-of=DATASET]:SOURCE`` (see the
+    module)."""
     from pdfsg.sources import StructureRecord, iter_records
 
-    k_max, seed, train_of, source = parse_spec(spec)
+    count, seed, train_of, source, first = parse_spec(spec)
     keep = _train_ids(train_of) if train_of else None
     for parent in iter_records(source):
         if keep is not None and parent.id not in keep:
@@ -298,7 +305,7 @@ def variant_records(spec: str) -> Iterator[StructureRecord]:
             cif = parent.structure.to(fmt="cif")
         else:
             cif = parent.cif
-        for k in range(k_max):
+        for k in range(first, first + count):
             yield StructureRecord(
                 id=f"{parent.id}{VARIANT_SEP}{k}",
                 origin=f"variant {k} of {parent.where} (seed {seed})",
