@@ -138,16 +138,17 @@ def _with_memory(proba: np.ndarray, comp: np.ndarray | None, memory: Any) -> np.
 
 
 def _calibrate(proba: np.ndarray, comp: np.ndarray | None, calibration: Any) -> np.ndarray:
-    """Temperature scaling per row, by whether the row's composition is known
+    """Each row's input mode's calibration (temperature scaling, then a top-label map where
+    the record has one), by whether the row's composition is known
     (``calibration(known) -> dict | None``)."""
-    from pdfsg.calibration import apply_temperature
+    from pdfsg.calibration import calibrate_proba
 
     known = np.zeros(proba.shape[0], bool) if comp is None else comp[:, -1] > 0
     for flag in (False, True):
         cal = calibration(flag)
         rows = known == flag
-        if cal and rows.any() and cal.get("temperature", 1.0) != 1.0:
-            proba[rows] = apply_temperature(proba[rows], float(cal["temperature"]))
+        if cal and rows.any() and (cal.get("temperature", 1.0) != 1.0 or cal.get("top_label")):
+            proba[rows] = calibrate_proba(proba[rows], cal)
     return proba
 
 
