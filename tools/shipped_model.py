@@ -376,23 +376,26 @@ def cmd_train(args: argparse.Namespace) -> None:
     bar.close()
     print(f"trained in {time.time() - t:.0f} s: {result}", flush=True)
     if (ds.split == 2).any():
-        finish(Path(args.out), ds, args.calibrate_on)
+        finish(Path(args.out), ds, args.calibrate_on, args.calibration)
 
 
-def finish(run: Path, ds, calibrate_on: str | None = None) -> None:
+def finish(
+    run: Path, ds, calibrate_on: str | None = None, calibration: str = "temperature"
+) -> None:
     """After training: the composition memory (composition-aware models), then the
-    calibration, both fitted on the validation rows (split 2)."""
+    calibration (``calibration``: a method of :func:`_fit_calibration`), both fitted on the
+    validation rows (split 2)."""
     from pdfsg.artifact import load_model
 
     if getattr(load_model(_artifact_dir(run)), "uses_composition", False):
         tune_memory(run, ds)
-    calibrate(run, ds, calibrate_on=calibrate_on)
+    calibrate(run, ds, calibrate_on=calibrate_on, method=calibration)
 
 
 def cmd_finish(args: argparse.Namespace) -> None:
     """Re-assemble a run's dataset (same arguments as ``train``) and fit its memory and
     calibration again (e.g. for a run trained before these steps existed)."""
-    finish(Path(args.out), _assembled(args), args.calibrate_on)
+    finish(Path(args.out), _assembled(args), args.calibrate_on, args.calibration)
 
 
 def _product(net: np.ndarray, log_ratio: np.ndarray, power: float) -> np.ndarray:
@@ -476,7 +479,13 @@ def _artifact_dir(run: Path) -> Path:
     return run / "model" if (run / "model" / "manifest.json").exists() else run
 
 
-def calibrate(run: Path, ds, alpha: float = 0.1, calibrate_on: str | None = None) -> dict:
+def calibrate(
+    run: Path,
+    ds,
+    alpha: float = 0.1,
+    calibrate_on: str | None = None,
+    method: str = "temperature",
+) -> dict:
     """Fit the calibration of a trained run on the validation rows (split 2) of ``ds`` and
     record it in the artifact's manifest: a temperature per input mode (G(r) only; G(r) +
     composition for a composition-aware model) and the split-conformal threshold of the
@@ -494,7 +503,7 @@ def calibrate(run: Path, ds, alpha: float = 0.1, calibrate_on: str | None = None
         ids = set(map(str, read_dataset(calibrate_on).ids))
         val = np.array([i for i in val if str(ds.ids[i]) in ids], dtype=np.int64)
         where += f"; only those of {Path(calibrate_on).name}"
-    return _fit_calibration(_artifact_dir(run), ds, val, where, alpha)
+    return _fit_calibration(_artifact_dir(run), ds, val, where, alpha, method=method)
 
 
 def _clean_rows(ds, rows: np.ndarray, npoints: int) -> tuple[np.ndarray, np.ndarray]:
@@ -516,46 +525,84 @@ def _model_rows(ds, rows: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
     return rows, np.array([index[int(ds.y[i])] for i in rows], dtype=np.int64)
 
 
-def _fit_calibration(folder: Path, ds, rows, where: str, alpha: float, extra=None) -> dict:
-    """Temperature per input mode and conformal threshold on ``rows`` of ``ds`` (clean
-    curves cut to the model's grid), written into ``folder``'s manifest."""
+CALIBRATION_METHODS = ("temperature", "top-label")
+
+
+def _fit_calibration(
+    folder: Path, ds, rows, where: str, alpha: float, extra=None, method: str = "temperature"
+) -> dict:
+    """Calibration per input mode and conformal threshold on ``rows`` of ``ds`` (clean
+    curves cut to the model's grid), written into ``folder``'s manifest.
+
+    ``method``: ``"temperature"`` (temperature scaling by NLL) or ``"top-label"``
+    (temperature scaling, then an isotonic map of the top-1 probability,
+    :func:`pdfsg.calibration.fit_top_label`; ``benchmarks/calibration_methods.py`` measures
+    it against temperature scaling on held-out rows).  The temperature and the conformal
+    threshold are fitted on the rows of the model's groups; the top-label map also on the
+    rows of other groups (a top-1 answer that is always wrong).  The threshold is fitted
+    after the whole map."""
     from pdfsg.artifact import load_model
     from pdfsg.calibration import (
         apply_temperature,
+        apply_top_label,
         conformal_threshold,
         fit_temperature,
+        fit_top_label,
         negative_log_likelihood,
         reliability,
     )
     from pdfsg.composition_vector import encode_formulas
 
+    if method not in CALIBRATION_METHODS:
+        raise SystemExit(f"--calibration: one of {', '.join(CALIBRATION_METHODS)}, not {method}")
     model = load_model(folder)
-    rows, y = _model_rows(ds, rows, model.labels)
-    X, _ = _clean_rows(ds, rows, model.params.npoints)
+    all_rows = np.asarray(rows, dtype=np.int64)
+    if method == "temperature":
+        all_rows, _ = _model_rows(ds, all_rows, model.labels)
+    index = {int(v): i for i, v in enumerate(model.labels)}
+    y_all = np.array([index.get(int(ds.y[i]), -1) for i in all_rows], dtype=np.int64)
+    inside = y_all >= 0
+    y = y_all[inside]
+    X, _ = _clean_rows(ds, all_rows, model.params.npoints)
     modes = {"g_only": None}
     if getattr(model, "uses_composition", False):
-        modes["composition"] = encode_formulas(ds.formula[rows])
+        modes["composition"] = encode_formulas(ds.formula[all_rows])
+    described = {
+        "temperature": "temperature scaling (NLL) per input mode",
+        "top-label": "temperature scaling (NLL), then an isotonic map of the top-1 probability "
+        "(top-label calibration; other classes rescaled) per input mode",
+    }[method]
     record = {
-        "method": "temperature scaling (NLL) per input mode; split-conformal least-ambiguous "
-        f"sets at {1 - alpha:.0%} after scaling",
-        "validation_rows": int(len(rows)),
+        "method": f"{described}; split-conformal least-ambiguous sets at {1 - alpha:.0%} after "
+        "the map",
+        "validation_rows": int(inside.sum()),
         "validation": where,
         "alpha": alpha,
         **(extra or {}),
         "modes": {},
     }
+    if method == "top-label":
+        record["top_label_rows"] = int(all_rows.size)
     for mode, comp in modes.items():
-        raw = model.predict_proba(X, comp=comp, calibrated=False)
+        raw_all = model.predict_proba(X, comp=comp, calibrated=False)
+        raw = raw_all[inside]
         t = fit_temperature(raw, y)
+        entry: dict = {"temperature": round(t, 4)}
         cal = apply_temperature(raw, t)
-        record["modes"][mode] = {
-            "temperature": round(t, 4),
-            "nll_before": round(negative_log_likelihood(raw, y), 4),
-            "nll_after": round(negative_log_likelihood(cal, y), 4),
-            "ece_before": round(reliability(raw, y).ece, 4),
-            "ece_after": round(reliability(cal, y).ece, 4),
-            "conformal_threshold": round(conformal_threshold(cal, y, alpha), 6),
-        }
+        if method == "top-label":
+            top = fit_top_label(apply_temperature(raw_all, t), y_all, method="isotonic")
+            entry["top_label"] = top
+            cal = apply_top_label(cal, top)
+        entry.update(
+            {
+                "nll_before": round(negative_log_likelihood(raw, y), 4),
+                "nll_after": round(negative_log_likelihood(cal, y), 4),
+                "ece_before": round(reliability(raw, y).ece, 4),
+                "ece_after": round(reliability(cal, y).ece, 4),
+                "conformal_threshold": round(conformal_threshold(cal, y, alpha), 6),
+            }
+        )
+        record["modes"][mode] = entry
     path = folder / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest["calibration"] = record
@@ -641,7 +688,7 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
         ids = set(map(str, read_dataset(args.calibrate_on).ids))
         rows = np.array([i for i in rows if str(ds.ids[i]) in ids], dtype=np.int64)
         where += f"; fitted on those of {Path(args.calibrate_on).name} only"
-    _fit_calibration(out, ds, rows, where, 0.1, extra=rule)
+    _fit_calibration(out, ds, rows, where, 0.1, extra=rule, method=args.calibration)
     print(f"wrote {out}: {len(members)} members, calibrated on {rows.size} test rows")
 
 
@@ -1076,6 +1123,14 @@ def main(argv: list[str] | None = None) -> None:
         help="fit the calibration on the held-out rows of this dataset's structures only",
     )
     en.set_defaults(func=cmd_ensemble)
+    for cmd in (t, f, en):
+        cmd.add_argument(
+            "--calibration",
+            choices=CALIBRATION_METHODS,
+            default="temperature",
+            help="temperature scaling, or temperature scaling then a top-label isotonic map "
+            "(benchmarks/calibration_methods.py)",
+        )
     e = sub.add_parser("combine")
     e.add_argument("runs", nargs="+")
     e.add_argument("--out", required=True)
