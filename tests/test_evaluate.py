@@ -193,6 +193,10 @@ def test_training_ids_are_recorded_and_overlap_is_warned(trained, tmp_path, caps
     assert f"{ds.ids[rows[0]]}#aug2" in err and err.count("\n") == 1
 
 
+#: the family default.json names
+DEFAULT_FAMILY = "pdfsg-v5"
+
+
 def test_evaluate_takes_the_shipped_names_and_lists_them(tmp_path, capsys):
     from pdfsg.cli import main
     from pdfsg.predict import resolve_model_paths, shipped_model_names
@@ -201,11 +205,12 @@ def test_evaluate_takes_the_shipped_names_and_lists_them(tmp_path, capsys):
     assert {"default", "shipped", "pdfsg-v3", "pdfsg-v3-r30", "pdfsg-v2", "pdfsg-v2-r20"} <= set(
         shipped
     )
-    assert resolve_model_paths("shipped") == resolve_model_paths("pdfsg-v3")
+    assert resolve_model_paths("shipped") == resolve_model_paths(DEFAULT_FAMILY)
     assert resolve_model_paths("shipped") == resolve_model_paths("default")
     assert resolve_model_paths("pdfsg-v2")[0].name == "pdfsg-v2-r30"
 
-    labels = tuple(json.loads((resolve_model_paths()[0] / "manifest.json").read_text())["labels"])
+    v2 = resolve_model_paths("pdfsg-v2")[0]
+    labels = tuple(json.loads((v2 / "manifest.json").read_text())["labels"])
     data = make_dataset(tmp_path / "p45.h5", n_per_class=4, labels=labels)
     results = {}
     for name in ("pdfsg-v2-r30", "pdfsg-v2"):
@@ -226,7 +231,7 @@ def test_evaluate_takes_the_shipped_names_and_lists_them(tmp_path, capsys):
     assert "pdfsg-v2" in err and "pdfsg-v3-r30" in err
     # the shipped default, an ensemble, evaluates too (its members record the training ids)
     assert main(["evaluate", str(data), "--model", "shipped"]) == 0
-    assert "model pdfsg-v3-r30" in capsys.readouterr().out
+    assert f"model {DEFAULT_FAMILY}-r30" in capsys.readouterr().out
 
 
 def test_label_set_protocol_and_breakdown_of_a_model_of_more_groups(tmp_path, capsys):

@@ -114,7 +114,7 @@ def test_cli_label_set_in_every_format_and_its_errors(model50, example, tmp_path
 
 
 def test_shipped_45_group_model_is_unchanged_by_paper45():
-    p = Predictor.load()
+    p = Predictor.load("pdfsg-v3")
     assert set(p.labels) == set(PAPER45)
     for path in example_files():
         full = p.predict_file(path, top=0)

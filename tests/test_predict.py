@@ -37,7 +37,14 @@ def rocksalt() -> Structure:
 def test_shipped_family_has_a_long_and_a_short_model(predictor):
     rmaxes = sorted(m.params.rmax for m in predictor.models)
     assert rmaxes[0] <= 20.0 < 29.0 <= rmaxes[-1]
-    assert len(predictor.labels) == 45
+    from pdfsg.spacegroups import label_set
+
+    # the default family ranks every group with enough training structures: the paper's 45
+    # but Ia-3d (230), of which the Materials Project files hold none (pdfsg-v3, 45 groups,
+    # stays shipped for the reproduction)
+    assert set(label_set("paper45")) - set(predictor.labels) <= {230}
+    assert len(predictor.labels) > 100
+    assert len(Predictor.load("pdfsg-v3").labels) == 45
     for m in predictor.models:
         assert m.manifest["metrics"], "every shipped model records its measured metrics"
 

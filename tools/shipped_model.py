@@ -78,6 +78,31 @@ all 230 groups plus structure-type variants (``pdfsg.sources.variants``)::
 Variants of the validation structures are dropped, so the calibration and the memory are
 fitted on structures the network never saw in any form.
 
+pdfsg-v5 fine-tunes pdfsg-v4-net (``--init-from``: same groups, same validation structures by
+id hash) for 5 more epochs at half the peak rate, on the same data plus 8 more variants of
+every mpts52 training structure (``first=12``: variants 12-19, none repeated) and prototypes
+in which alpha-Po is the only elemental simple-cubic crystal (pdfsg-v3 and pdfsg-v4 were
+trained on prototypes whose sc crystals took any metal: commit be799e6 and before)::
+
+    pdfsg dataset build "variants:8,first=12,train-of=work/mp_all.h5:$S/mpts52_dev.csv.gz" \
+        -o work/var2_mpts52_all.h5 --label-set all230 --test-fraction 0
+    pdfsg dataset build prototypes:3400,seed=0 -o work/protos2_all.h5 --label-set all230 \
+        --test-fraction 0
+    python tools/shipped_model.py augment work/protos2_all.h5 prototypes:3400,seed=0
+    python tools/shipped_model.py train work/mp_all.h5 work/protos2_all.h5 work/wbm_all.h5 \
+        --train-only work/var_*_all.h5 work/var2_mpts52_all.h5 \
+        --aug-from work/{mpts52,mp20,protos2,wbm}_all.h5 --min-per-group 10 --rmax $R \
+        --epochs 5 --init-from pdfsg-v4-net-r$R --lr 0.001 --warmup-epochs 0.3 \
+        --model pdfsg-net-comp --val-fraction 0.1 --calibrate-on work/mpts52_all.h5 \
+        --out work/v5-r$R
+    python tools/shipped_model.py install work/v5-r30 work/v5-r20 --name pdfsg-v5-net
+    for R in 30 20; do
+      python tools/shipped_model.py ensemble $P/pdfsg-v5-net-r$R $P/pdfsg-v3-net-r$R \
+          $P/pdfsg-v2-r$R --out $P/pdfsg-v5-r$R --memory-from work/v5-r$R \
+          --dataset work/mp_all.h5 --calibrate-on work/mpts52_all.h5
+    done
+    python tools/shipped_model.py family pdfsg-v5 pdfsg-v5-r30 pdfsg-v5-r20 --default
+
 The earlier family pdfsg-v2 (G(r) only; per r range an ensemble of a network without and
 one with 23,516 synthetic PyXtal crystals, `--train-only work/syn24k_paper45.h5`, joined by
 `combine`) is made by the same steps without WBM and `--model pdfsg-net`.
@@ -649,6 +674,9 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
             "note": "probabilities of the members averaged (each member one vote)",
         },
     }
+    for key in ("label_set", "min_per_group"):  # an ensemble of every group says so
+        if key in first.manifest:
+            manifest[key] = first.manifest[key]
     memory_src = _artifact_dir(Path(args.memory_from)) if args.memory_from else None
     if memory_src is not None:
         shutil.copyfile(memory_src / FILENAME, out / FILENAME)
