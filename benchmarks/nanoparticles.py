@@ -4,14 +4,17 @@ Test structures of the mpts52 rows (``--dataset`` test split, rows the model was
 calibrated on; every ``--step``-th), simulated like a nanoparticle measurement (fine 0.02 Å
 grid from ~0 to 30 Å, Qmax 18 1/Å, Qdamp 0.04, Uiso 0.005 Å², X-ray, 1 % noise) as bulk and
 as spheres of 2, 3, 5, 10 and 20 nm (the bulk curve times the sphere's characteristic
-function, ``pdfsg.augment.particle_envelope``). Top-1 and top-6 of the shipped family with
-G(r) only and with the structure's composition.
+function, ``pdfsg.augment.particle_envelope``). Top-1 and top-6 of the shipped family (or
+``--model``) with G(r) only and with the structure's composition, ranked among the model's
+groups or, with ``--label-set paper45``, among the paper's 45 (the rows are of the 45).
 
 Usage::
 
-    python benchmarks/nanoparticles.py work/mp_paper45.h5 --mpts52 work/mpts52_paper45.h5
+    python benchmarks/nanoparticles.py work/mp_paper45.h5 --mpts52 work/mpts52_paper45.h5 \
+        [--model pdfsg-v3] [--label-set paper45]
 
-Writes ``benchmarks/results/nanoparticles.{json,md}``.
+Writes ``benchmarks/results/nanoparticles.{json,md}`` (``nanoparticles_<model>[_<set>]``
+when a model or label set is named).
 """
 
 from __future__ import annotations
@@ -45,9 +48,13 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=shared_data_dir())
     ap.add_argument("--step", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--model", default="default", help="family / model name or folder")
+    ap.add_argument("--label-set", default=None, help="rank among this set (paper45)")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    predictor = Predictor.load()
+    predictor = Predictor.load(args.model)
+    stem = "nanoparticles" + ("" if args.model == "default" else f"_{Path(args.model).name}")
+    stem += f"_{args.label_set}" if args.label_set else ""
     ds = read_dataset(args.dataset)
     mp52 = set(map(str, read_dataset(args.mpts52).ids))
     test = np.flatnonzero(ds.split == 1)
@@ -71,7 +78,9 @@ def main() -> None:
             gn = g * (augment.particle_envelope(r, 10 * d) if d else 1.0)
             gn = gn + 0.01 * np.abs(gn).max() * rng.normal(size=gn.size)
             for mode, comp in (("g_only", False), ("composition", formula)):
-                res = predictor.predict(r, gn, qmax=18.0, composition=comp or None, top=0)
+                res = predictor.predict(
+                    r, gn, qmax=18.0, composition=comp or None, top=0, label_set=args.label_set
+                )
                 order = [q.space_group for q in res.predictions]
                 sg = wanted[rec.id]
                 hits[str(d)][mode].append(order.index(sg) + 1 if sg in order else 99)
@@ -85,9 +94,15 @@ def main() -> None:
             }
             for mode, v in modes.items()
         }
-    result = {"structures": len(wanted), "rows": rows, "seconds": time.perf_counter() - t0}
+    result = {
+        "model": args.model,
+        "label_set": args.label_set or "the model's",
+        "structures": len(wanted),
+        "rows": rows,
+        "seconds": time.perf_counter() - t0,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "nanoparticles.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [
         "| diameter | n | G(r) only top-1 / top-6 | + composition top-1 / top-6 |",
         "|---|---|---|---|",
@@ -99,7 +114,7 @@ def main() -> None:
             f"| {name} | {a['n']} | {100 * a['top1']:.1f} / {100 * a['top6']:.1f} % "
             f"| {100 * b['top1']:.1f} / {100 * b['top6']:.1f} % |"
         )
-    (args.out / "nanoparticles.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
