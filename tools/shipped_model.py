@@ -927,11 +927,18 @@ def cmd_card(args: argparse.Namespace) -> None:
         print(folder.name, json.dumps(manifest["metrics"]), flush=True)
 
 
-def _synthetic_rows(training: dict) -> int:
-    """Rows of training-only (synthetic) datasets in a run's training record."""
+def _train_only_rows(training: dict, kind: str) -> int:
+    """Rows of a run's training-only datasets of one source kind (``"synthetic"`` for PyXtal
+    crystals, ``"variants"`` for structure-type variants), from its training record."""
     sources = training.get("dataset", {}).get("source", [])
-    extra = [s for s in sources if isinstance(s, dict) and s.get("role", "").startswith("every")]
-    return sum(int(s.get("n", 0)) for s in extra)
+    n = 0
+    for src in sources:
+        if not isinstance(src, dict) or not src.get("role", "").startswith("every"):
+            continue
+        described = str((src.get("manifest_source") or {}).get("description", ""))
+        if described.split(":", 1)[0] == kind:
+            n += int(src.get("n", 0))
+    return n
 
 
 def _flat_runs(training: dict) -> list[dict]:
@@ -960,12 +967,31 @@ def _source_lines(manifest: dict) -> list[str]:
             f"- **Training rows** ({head}{int(ds.get('n_train', 0)):,} rows, clean + augmented "
             f"copies; {int(ds.get('n_test', 0)):,} clean test rows): " + "; ".join(parts) + "."
         )
-    n = max(_synthetic_rows(r["training"]) for r in runs)
+    n = max(_train_only_rows(r["training"], "synthetic") for r in runs)
     if n:
         lines.append(
             f"- **Synthetic crystals**: {n:,} PyXtal crystals (`pdfsg dataset build "
             "--synthetic`), every one a training row, clean curves only."
         )
+    n = max(_train_only_rows(r["training"], "variants") for r in runs)
+    if n:
+        lines.append(
+            f"- **Structure-type variants**: {n:,} built (`variants:K` of the training structures, "
+            "`pdfsg.sources.variants`: substituted elements, rescaled and strained cell, "
+            "the parent's group checked by spglib), every one a training row, clean curves "
+            "only; none of a test structure, and those of validation structures dropped."
+        )
+    for r in runs:
+        start = r["training"].get("initialised_from")
+        if start:
+            seen = start.get("training_ids")
+            lines.append(
+                f"- **Fine-tuned** from `{start['model']}` (`--init-from`), which had seen "
+                f"{seen:,} distinct training structures; `training_ids.txt.gz` of the "
+                "network holds both runs' ids."
+                if seen
+                else f"- **Fine-tuned** from `{start['model']}` (`--init-from`)."
+            )
     if len(runs) > 1 and not manifest.get("training", {}).get("ensemble_of_models"):
         lines.append(f"- **Ensemble**: {len(runs)} networks, probabilities averaged.")
     return lines
@@ -1013,11 +1039,18 @@ def write_card(folder: Path, manifest: dict, composition_dim: int = 0) -> None:
     if manifest["kind"] == "ensemble":
         names = ", ".join(f"`{Path(m).name}`" for m in manifest.get("members", []))
         what = f"an ensemble of {names} (probabilities averaged, one vote each)"
+    every = manifest.get("label_set") == "all"
+    n_groups = len(manifest.get("labels", []))
+    groups = (
+        f"over the {n_groups} space groups with at least {manifest.get('min_per_group')} "
+        "training structures of their own (a variant counts as its parent)"
+        if every
+        else "over the paper's 45 space groups"
+    )
     lines = [
         f"# Model card: {folder.name}",
         "",
-        f"- **What**: {what}, over the paper's 45 space groups (labels in order in "
-        "`manifest.json`).",
+        f"- **What**: {what}, {groups} (labels in order in `manifest.json`).",
         f"- **Input**: G(r) on r = {p['rmin']:g} + k·{p['rstep']:.5f} Å up to {p['rmax']:g} Å "
         f"(min–max normalised, paper eq. 4), band-limited "
         f"to Qmax = {p['qmax']:g} 1/Å by `pdfsg.preprocess`"
@@ -1034,7 +1067,8 @@ def write_card(folder: Path, manifest: dict, composition_dim: int = 0) -> None:
         ),
         "- **Data**: Materials Project (CC BY 4.0) MPTS-52 and MP-20 subsets and the WBM "
         "sample (CC BY 4.0) of `../shared/data/structures`, labelled by spglib (symprec 0.1), "
-        "the 45 groups, MP files merged without duplicates, 80/20 split by space group "
+        + ("every group" if every else "the 45 groups")
+        + ", MP files merged without duplicates, 80/20 split by space group "
         "(seed 0); prototype crystals (`prototypes:3400,seed=0`) and WBM in training only; no "
         "training row shares a test row's formula and group. Each training structure is seen "
         "clean (paper Table 2 settings) and in 4 measurement-realism copies (`pdfsg.augment`).",
@@ -1075,8 +1109,13 @@ def write_card(folder: Path, manifest: dict, composition_dim: int = 0) -> None:
         "",
         "## Limits",
         "",
-        "- 45 space groups only; a structure of another group gets its nearest "
-        "relatives (often a group–subgroup relative).",
+        (
+            f"- {n_groups} space groups: a structure of a group with fewer training "
+            "structures (or none, e.g. Ia-3d) gets its nearest relatives."
+            if every
+            else "- 45 space groups only; a structure of another group gets its nearest "
+            "relatives (often a group–subgroup relative)."
+        ),
         "- Trained on computed structures: disorder, stacking faults, multiple phases "
         "and magnetic or local distortions are not represented.",
         "- Calibrated on computed structures, not on measured data.",
