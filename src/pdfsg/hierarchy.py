@@ -10,6 +10,7 @@ sure, naming the group–subgroup relation of the candidates it cannot separate.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -60,13 +61,21 @@ class Summary:
 
 def level_probabilities(labels: Sequence[int], proba: np.ndarray, level: str) -> dict[str, float]:
     """Σ p over the groups of each crystal_system / bravais_lattice / laue_class."""
+    keys, index = _level_index(tuple(int(sg) for sg in labels), level)
+    sums = np.bincount(index, weights=np.asarray(proba, dtype=np.float64), minlength=len(keys))
+    out = {k: round(float(v), 6) for k, v in zip(keys, sums, strict=True)}
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+@functools.lru_cache(maxsize=64)
+def _level_index(labels: tuple[int, ...], level: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """The distinct ``level`` values of ``labels`` (first-seen order) and each label's index
+    into them: built once per model and level (a prediction sums 113 groups 3 times)."""
     from pdfsg.spacegroups import get
 
-    out: dict[str, float] = {}
-    for sg, p in zip(labels, np.asarray(proba), strict=True):
-        key = getattr(get(int(sg)), level)
-        out[key] = out.get(key, 0.0) + float(p)
-    return {k: round(v, 6) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+    keys: dict[str, int] = {}
+    index = [keys.setdefault(getattr(get(sg), level), len(keys)) for sg in labels]
+    return tuple(keys), np.asarray(index, dtype=np.intp)
 
 
 #: what ``label_set`` accepts besides the names of :func:`pdfsg.spacegroups.label_set`: no
