@@ -336,8 +336,8 @@ def test_cli_train_on_every_group_records_the_selection(every_group, tmp_path, c
 def test_init_from_fine_tunes_a_trained_network(ds, tmp_path):
     """A fine-tune at a vanishing learning rate keeps the start network's weights (batch-norm
     statistics aside, which a training pass updates); the manifest names the start model and
-    the training ids cover both runs; a network of other settings or groups is refused in
-    one line."""
+    the training ids cover both runs; a network of other settings, or of none of the data's
+    groups, is refused in one line; other groups map class by class."""
     from pdfsg.artifact import read_training_ids
     from pdfsg.train import train
 
@@ -378,6 +378,32 @@ def test_init_from_fine_tunes_a_trained_network(ds, tmp_path):
             **{**kw, "model_overrides": {**SMALL_CNN, "hidden": 8}},
         )
     assert "\n" not in str(info.value)
-    fewer = make_dataset(tmp_path / "fewer.h5", labels=LABELS[:4])
-    with pytest.raises(ModelError, match="labels differ"):
-        train(fewer, "cnn-paper", tmp_path / "f", epochs=1, init_from=tmp_path / "start", **kw)
+    # a dataset of other groups: the shared groups' output rows start from the model's, the
+    # new group's from a fresh initialisation, every other weight from the model
+    other = (*LABELS[1:4], 227)  # 14, 62, 139 shared; 227 new
+    data = make_dataset(tmp_path / "other.h5", labels=other)
+    moved = train(
+        data,
+        "cnn-paper",
+        tmp_path / "moved",
+        epochs=1,
+        lr=1e-12,
+        init_from=tmp_path / "start",
+        train_overrides={"warmup_epochs": 0.0, "weight_decay": 0.0},
+        **kw,
+    )
+    d = weights(moved)
+    per_class = [k for k in a if a[k].shape != d[k].shape]
+    assert per_class and all(a[k].shape[0] == len(LABELS) for k in per_class)
+    for k in a:
+        if k in per_class:
+            assert np.allclose(d[k][:3], a[k][1:4], atol=1e-8)  # rows of 14, 62, 139
+            assert not np.allclose(d[k][3], a[k][0])
+        else:
+            assert np.allclose(d[k], a[k], atol=1e-8)
+    manifest = json.loads((tmp_path / "moved" / "manifest.json").read_text())
+    start_record = manifest["training"]["initialised_from"]
+    assert start_record["groups_shared"] == 3 and start_record["groups_new"] == 1
+    none = make_dataset(tmp_path / "none.h5", labels=(1, 230))
+    with pytest.raises(ModelError, match="none of the dataset's space groups"):
+        train(none, "cnn-paper", tmp_path / "n", epochs=1, init_from=tmp_path / "start", **kw)

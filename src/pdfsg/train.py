@@ -865,7 +865,9 @@ def _train_network(
         net = build_network(kind, net_cfg).to(device)
         if init is not None:  # fine-tuning: start from the given model's member weights
             start = init["states"][member % len(init["states"])]
-            net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in start.items()})
+            net.load_state_dict(
+                _start_weights(net, start, init["labels"], tuple(ds.labels), kind, net_cfg)
+            )
         opt = _make_optimizer(net, cfg)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s, spe=steps_per_epoch: lr_factor(s, spe, cfg)
@@ -1034,21 +1036,22 @@ def _train_network(
 def _init_network(
     init_from: str | os.PathLike[str], kind: str, config: dict[str, Any], labels: tuple
 ) -> dict[str, Any]:
-    """The member weights, summary and training ids of the model a run is fine-tuned from
-    (``train(init_from=...)``); it must be a network of the same kind, configuration and
-    labels (one-line ModelError naming the model otherwise)."""
+    """The member weights, labels, summary and training ids of the model a run is fine-tuned
+    from (``train(init_from=...)``); it must be a network of the same kind and configuration
+    (the number of classes aside) sharing at least one group with the dataset (one-line
+    ModelError naming the model otherwise)."""
     from pdfsg.artifact import load_model, read_training_ids, resolve_model_dir
 
     where = str(init_from)
     clf = load_model(init_from)
     if getattr(clf, "kind", None) != kind or not hasattr(clf, "state_dicts"):
         raise ModelError(f"--init-from {where}: not a {kind} network")
-    if tuple(clf.labels) != tuple(labels):
-        raise ModelError(
-            f"--init-from {where}: its {len(clf.labels)} labels differ from the dataset's "
-            f"{len(labels)} (same groups in the same order needed)"
-        )
-    mine, theirs = json.loads(json.dumps(config)), json.loads(json.dumps(dict(clf.config)))
+    shared = set(map(int, clf.labels)) & set(map(int, labels))
+    if not shared:
+        raise ModelError(f"--init-from {where}: it has none of the dataset's space groups")
+    # the class count may differ (a model of other groups): its output rows are mapped
+    mine = json.loads(json.dumps({**config, "n_classes": None}))
+    theirs = json.loads(json.dumps({**dict(clf.config), "n_classes": None}))
     if mine != theirs:
         keys = set(mine) | set(theirs)
         diff = sorted(k for k in keys if theirs.get(k) != mine.get(k))
@@ -1058,14 +1061,48 @@ def _init_network(
     seen = read_training_ids(init_from)
     return {
         "states": clf.state_dicts(),
+        "labels": tuple(int(v) for v in clf.labels),
         "source": name,
         "training_ids": seen,
         "summary": {
             "model": name,
+            "groups_shared": len(shared),
+            "groups_new": len(set(map(int, labels)) - shared),
             "training": manifest.get("training", {}),
             "training_ids": None if seen is None else len(seen),
         },
     }
+
+
+def _start_weights(net, start: dict, old_labels: tuple, new_labels: tuple, kind: str, net_cfg):
+    """A fine-tuned network's starting state: ``start`` (the start model's member), with the
+    output rows of the groups both models have copied class by class and those of groups
+    only the dataset has left at the fresh initialisation of ``net``.  The class-indexed
+    tensors are found by building the network with one class more (their first dimension
+    changes), so no layer name is assumed."""
+    import torch
+
+    from pdfsg.models.cnn import build_network
+
+    fresh = net.state_dict()
+    if tuple(old_labels) == tuple(new_labels):
+        return {k: torch.from_numpy(np.array(v)) for k, v in start.items()}
+    probe = build_network(kind, dataclasses.replace(net_cfg, n_classes=net_cfg.n_classes + 1))
+    per_class = {k for k, v in probe.state_dict().items() if v.shape != fresh[k].shape}
+    where = {int(sg): i for i, sg in enumerate(old_labels)}
+    pairs = [(j, where[int(sg)]) for j, sg in enumerate(new_labels) if int(sg) in where]
+    new_rows = torch.as_tensor([j for j, _ in pairs])
+    old_rows = torch.as_tensor([i for _, i in pairs])
+    out = {}
+    for key, value in fresh.items():
+        given = torch.from_numpy(np.array(start[key]))
+        if key in per_class:
+            merged = value.detach().clone()
+            merged[new_rows] = given[old_rows].to(merged.dtype)
+            out[key] = merged
+        else:
+            out[key] = given
+    return out
 
 
 def _augmented_x(G: np.ndarray, augment: AugmentFn, rng: np.random.Generator) -> np.ndarray:
@@ -1229,9 +1266,10 @@ def train(
         then says ``label_set: "all"``, ``min_per_group`` and the labels in order.  Refused
         for other datasets.
     init_from : path or shipped name, optional
-        Fine-tune: every member starts from this trained network's weights (same kind,
-        network settings and labels; e.g. ``pdfsg-v4-net-r30``) instead of a random
-        initialisation, then trains with the usual schedule (give a lower ``lr`` and
+        Fine-tune: every member starts from this trained network's weights (same kind and
+        network settings; e.g. ``pdfsg-v5-net-r30``) instead of a random initialisation
+        (the output rows of groups the network lacks start fresh, see
+        :func:`_start_weights`), then trains with the usual schedule (give a lower ``lr`` and
         ``train_overrides={"warmup_epochs": ...}`` to keep what it learned).  The manifest
         records the start model, and the training ids are the union of both runs'.
 
