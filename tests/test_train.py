@@ -343,16 +343,20 @@ def test_init_from_fine_tunes_a_trained_network(ds, tmp_path):
 
     kw = dict(ensemble=1, device="cpu", model_overrides=SMALL_CNN, batch_size=32)
     start = train(ds, "cnn-paper", tmp_path / "start", epochs=2, lr=3e-3, **kw)
-    tuned = train(
-        ds,
-        "cnn-paper",
-        tmp_path / "tuned",
-        epochs=1,
-        lr=1e-12,
-        init_from=tmp_path / "start",
-        train_overrides={"warmup_epochs": 0.0, "weight_decay": 0.0},
-        **kw,
-    )
+
+    def fine_tune(data, name):  # one epoch at a vanishing rate: the start weights kept
+        return train(
+            data,
+            "cnn-paper",
+            tmp_path / name,
+            epochs=1,
+            lr=1e-12,
+            init_from=tmp_path / "start",
+            train_overrides={"warmup_epochs": 0.0, "weight_decay": 0.0},
+            **kw,
+        )
+
+    tuned = fine_tune(ds, "tuned")
     fresh = train(ds, "cnn-paper", tmp_path / "fresh", epochs=1, lr=1e-12, **kw)
 
     def weights(result):
@@ -382,16 +386,7 @@ def test_init_from_fine_tunes_a_trained_network(ds, tmp_path):
     # new group's from a fresh initialisation, every other weight from the model
     other = (*LABELS[1:4], 227)  # 14, 62, 139 shared; 227 new
     data = make_dataset(tmp_path / "other.h5", labels=other)
-    moved = train(
-        data,
-        "cnn-paper",
-        tmp_path / "moved",
-        epochs=1,
-        lr=1e-12,
-        init_from=tmp_path / "start",
-        train_overrides={"warmup_epochs": 0.0, "weight_decay": 0.0},
-        **kw,
-    )
+    moved = fine_tune(data, "moved")
     d = weights(moved)
     per_class = [k for k in a if a[k].shape != d[k].shape]
     assert per_class and all(a[k].shape[0] == len(LABELS) for k in per_class)
