@@ -14,7 +14,8 @@ Usage::
 
     python benchmarks/experimental.py [--data ../shared/data] [--model default]
 
-Writes ``benchmarks/results/experimental.json`` and ``benchmarks/results/experimental.md``.
+Writes ``benchmarks/results/experimental.json`` and ``benchmarks/results/experimental.md``
+(``experimental_<model>.*`` for a ``--model`` other than the default).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("--throughput-files", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
+    stem = "experimental" + ("" if args.model == "default" else f"_{Path(args.model).name}")
     from _runs import measured_files, rank_of
 
     folder = args.data / "experimental"
@@ -95,7 +97,7 @@ def main() -> None:
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "experimental.json").write_text(json.dumps(result, indent=1))
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     lines = [
         f"Shipped model `{args.model}` on measured PDFs: known group in the top 6 for "
         f"{n_hit} of {len(rows)} single-phase files ({result['top1_hits']} at rank 1).",
@@ -121,7 +123,7 @@ def main() -> None:
         f"Cold start of `pdfsg predict` on one file: {cold:.2f} s; throughput "
         f"{throughput:.0f} files/s over {len(batch)} files (one process).",
     ]
-    (args.out / "experimental.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
