@@ -65,6 +65,10 @@ def main() -> None:
         row["rank"] = rank_of(full, sg)
         row["hit_top6"] = row["rank"] is not None and row["rank"] <= 6
         row["hit_top1"] = row["rank"] == 1
+        # as a user who types the composition (index.csv), and from G(r) alone
+        given = predictor.predict_file(path, top=0, composition=item["composition"])
+        row["rank_with_composition"] = rank_of(given, sg)
+        row["rank_g_only"] = rank_of(predictor.predict_file(path, top=0, composition=False), sg)
         rows.append(row)
 
     # cold start: a new process, as a user runs it
@@ -84,11 +88,22 @@ def main() -> None:
     throughput = len(batch) / (time.perf_counter() - t)
 
     n_hit = sum(r["hit_top6"] for r in rows)
+
+    def hits(key: str, k: int) -> int:
+        return sum(r[key] is not None and r[key] <= k for r in rows)
+
+    inputs = {
+        "header composition (as pdfsg predict FILE)": "rank",
+        "composition of index.csv given (--composition)": "rank_with_composition",
+        "G(r) only (--no-composition)": "rank_g_only",
+    }
+    by_input = {name: {"top1": hits(key, 1), "top6": hits(key, 6)} for name, key in inputs.items()}
     result = {
         "model": args.model,
         "n_single_phase": len(rows),
         "top6_hits": n_hit,
         "top1_hits": sum(r["hit_top1"] for r in rows),
+        "by_input": by_input,
         "rows": rows,
         "no_single_space_group": others,
         "cold_start_seconds": cold,
@@ -110,6 +125,13 @@ def main() -> None:
             f"| {r['file']} | {r['known']} | {r['rank']} | "
             + " | ".join(r["top6"])
             + f" | {'yes' if r['hit_top6'] else 'no'} |"
+        )
+    lines += ["", "| input | rank 1 | top 6 | ranks |", "|---|---|---|---|"]
+    for name, key in inputs.items():
+        ranks = ", ".join(str(r[key]) for r in rows)
+        lines.append(
+            f"| {name} | {by_input[name]['top1']} of {len(rows)} | "
+            f"{by_input[name]['top6']} of {len(rows)} | {ranks} |"
         )
     lines += ["", "Samples without one space group:", ""]
     for r in others:
