@@ -99,9 +99,12 @@ trained on prototypes whose sc crystals took any metal: commit be799e6 and befor
     for R in 30 20; do
       python tools/shipped_model.py ensemble $P/pdfsg-v5-net-r$R $P/pdfsg-v3-net-r$R \
           $P/pdfsg-v2-r$R --out $P/pdfsg-v5-r$R --memory-from work/v5-r$R \
-          --dataset work/mp_all.h5 --calibrate-on work/mpts52_all.h5
+          --dataset work/mp_all.h5 --calibrate-on work/mpts52_all.h5 --calibration top-label
     done
     python tools/shipped_model.py family pdfsg-v5 pdfsg-v5-r30 pdfsg-v5-r20 --default
+    python tools/shipped_model.py card work/mp_all.h5 --mpts52 work/mpts52_all.h5 \
+        --aug-from work/mpts52_all.h5 work/mp20_all.h5 \
+        --experimental benchmarks/results/experimental.json --name pdfsg-v5
 
 The earlier family pdfsg-v2 (G(r) only; per r range an ensemble of a network without and
 one with 23,516 synthetic PyXtal crystals, `--train-only work/syn24k_paper45.h5`, joined by
