@@ -65,6 +65,13 @@ def measured_files(data: Path) -> Iterator[tuple[Path, dict[str, str], int | Non
             yield folder / item["file"], item, int(float(known)) if known else None
 
 
+def result_stem(base: str, model: str, label_set: str | None = None) -> str:
+    """The results-file stem of a benchmark run: ``base`` for the default model and every
+    group, ``base_<model>[_<label set>]`` otherwise."""
+    stem = base if model == "default" else f"{base}_{Path(model).name}"
+    return stem + (f"_{label_set}" if label_set else "")
+
+
 def rank_of(result, space_group: int) -> int | None:
     """1-based rank of ``space_group`` in a prediction ranking all groups (None: absent)."""
     order = [p.space_group for p in result.predictions]

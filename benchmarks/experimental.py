@@ -38,8 +38,9 @@ def main() -> None:
     ap.add_argument("--throughput-files", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
-    stem = "experimental" + ("" if args.model == "default" else f"_{Path(args.model).name}")
-    from _runs import measured_files, rank_of
+    from _runs import measured_files, rank_of, result_stem
+
+    stem = result_stem("experimental", args.model)
 
     folder = args.data / "experimental"
     predictor = Predictor.load(args.model)

@@ -33,6 +33,8 @@ DIAMETERS_NM = (2.0, 3.0, 5.0, 10.0, 20.0, None)
 
 
 def main() -> None:
+    from _runs import result_stem
+
     from pdfsg import augment, pdf
     from pdfsg.calibration import used_for_calibration
     from pdfsg.datasets import read_dataset
@@ -53,8 +55,7 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     predictor = Predictor.load(args.model)
-    stem = "nanoparticles" + ("" if args.model == "default" else f"_{Path(args.model).name}")
-    stem += f"_{args.label_set}" if args.label_set else ""
+    stem = result_stem("nanoparticles", args.model, args.label_set)
     ds = read_dataset(args.dataset)
     mp52 = set(map(str, read_dataset(args.mpts52).ids))
     test = np.flatnonzero(ds.split == 1)

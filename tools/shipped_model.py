@@ -543,14 +543,19 @@ def _clean_rows(ds, rows: np.ndarray, npoints: int) -> tuple[np.ndarray, np.ndar
     return X, ds.class_index()[rows]
 
 
-def _model_rows(ds, rows: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
-    """``rows`` of ``ds`` whose group is one of ``labels`` (a model's classes, which may
-    be fewer than the dataset's: a model of every group with enough structures) and their
-    class indices among ``labels``."""
+def _class_indices(groups, labels) -> np.ndarray:
+    """The class index among ``labels`` (a model's classes) of each space group of
+    ``groups``; -1 for a group the model lacks (a model of every group with enough
+    structures has fewer classes than the dataset)."""
     index = {int(v): i for i, v in enumerate(labels)}
-    keep = np.array([int(ds.y[i]) in index for i in rows], dtype=bool)
-    rows = np.asarray(rows)[keep]
-    return rows, np.array([index[int(ds.y[i])] for i in rows], dtype=np.int64)
+    return np.array([index.get(int(g), -1) for g in groups], dtype=np.int64)
+
+
+def _model_rows(ds, rows: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` of ``ds`` whose group is one of ``labels`` and their class indices."""
+    rows = np.asarray(rows, dtype=np.int64)
+    y = _class_indices(ds.y[rows], labels)
+    return rows[y >= 0], y[y >= 0]
 
 
 CALIBRATION_METHODS = ("temperature", "top-label", "top-label-g-only")
@@ -587,10 +592,9 @@ def _fit_calibration(
         raise SystemExit(f"--calibration: one of {', '.join(CALIBRATION_METHODS)}, not {method}")
     model = load_model(folder)
     all_rows = np.asarray(rows, dtype=np.int64)
-    if method == "temperature":
-        all_rows, _ = _model_rows(ds, all_rows, model.labels)
-    index = {int(v): i for i, v in enumerate(model.labels)}
-    y_all = np.array([index.get(int(ds.y[i]), -1) for i in all_rows], dtype=np.int64)
+    y_all = _class_indices(ds.y[all_rows], model.labels)
+    if method == "temperature":  # only the map also sees the rows of groups the model lacks
+        all_rows, y_all = all_rows[y_all >= 0], y_all[y_all >= 0]
     inside = y_all >= 0
     y = y_all[inside]
     X, _ = _clean_rows(ds, all_rows, model.params.npoints)
@@ -824,14 +828,14 @@ def augmented_test_set(
     for src in aug_from:
         aug.update(load_augmented(src, copies))
     n = dataset.params.replace(rmax=rmax).npoints
-    X, y, parent = [], [], []
-    lookup = {sg: k for k, sg in enumerate(labels or dataset.labels)}
+    X, parent = [], []
     for i in np.flatnonzero(dataset.split == 1):
         for g in aug.get(str(dataset.ids[i]), []):
             X.append(normalize_minmax(g[:n]))
-            y.append(lookup.get(int(dataset.y[i]), -1))
             parent.append(i)
-    return np.asarray(X, dtype=np.float32), np.asarray(y), np.asarray(parent, dtype=np.int64)
+    parent_rows = np.asarray(parent, dtype=np.int64)
+    y = _class_indices(dataset.y[parent_rows], labels or dataset.labels)
+    return np.asarray(X, dtype=np.float32), y, parent_rows
 
 
 def _scores(model, X, y, formulas) -> dict:
@@ -874,8 +878,7 @@ def cmd_card(args: argparse.Namespace) -> None:
         calib = used_for_calibration(model.manifest, ds.ids[test])
         test = test[~calib]  # rows the model was calibrated on are not test rows
         Xc, _ = _clean_rows(ds, test, n)
-        lookup = {int(sg): k for k, sg in enumerate(model.labels)}
-        yc = np.array([lookup.get(int(g), -1) for g in ds.y[test]], dtype=np.int64)
+        yc = _class_indices(ds.y[test], model.labels)
         metrics = {
             "real_structures_test": {
                 "dataset": str(Path(args.dataset).name),

@@ -806,7 +806,6 @@ def _train_network(
     init = None
     if init_from:
         init = _init_network(init_from, kind, net_cfg.to_dict(), tuple(ds.labels))
-    if init is not None:
         identity["init_from"] = init["source"]
     if state is not None:
         _check_identity(state, identity, ckpt_path)
