@@ -399,6 +399,8 @@ def test_init_from_fine_tunes_a_trained_network(ds, tmp_path):
     manifest = json.loads((tmp_path / "moved" / "manifest.json").read_text())
     start_record = manifest["training"]["initialised_from"]
     assert start_record["groups_shared"] == 3 and start_record["groups_new"] == 1
+    with pytest.raises(ModelError, match=r"^--init-from: .*nothing.*not found"):
+        train(ds, "cnn-paper", tmp_path / "m", epochs=1, init_from=tmp_path / "nothing", **kw)
     none = make_dataset(tmp_path / "none.h5", labels=(1, 230))
     with pytest.raises(ModelError, match="none of the dataset's space groups"):
         train(none, "cnn-paper", tmp_path / "n", epochs=1, init_from=tmp_path / "start", **kw)

@@ -1042,7 +1042,10 @@ def _init_network(
     from pdfsg.artifact import load_model, read_training_ids, resolve_model_dir
 
     where = str(init_from)
-    clf = load_model(init_from)
+    try:
+        clf = load_model(init_from)
+    except ModelError as exc:
+        raise ModelError(f"--init-from: {exc}") from None
     if getattr(clf, "kind", None) != kind or not hasattr(clf, "state_dicts"):
         raise ModelError(f"--init-from {where}: not a {kind} network")
     shared = set(map(int, clf.labels)) & set(map(int, labels))
