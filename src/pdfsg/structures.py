@@ -203,7 +203,6 @@ def label_space_group(
     """
     import spglib
 
-    where = name or structure.composition.reduced_formula
     cell = (
         np.asarray(structure.lattice.matrix, dtype=np.float64),
         np.asarray(structure.frac_coords, dtype=np.float64),
@@ -217,9 +216,11 @@ def label_space_group(
             if dataset is None and hasattr(spglib, "get_error_message"):
                 detail = spglib.get_error_message()
     except Exception as exc:  # spglib >= 2.5 may raise SpglibError
+        where = name or structure.composition.reduced_formula
         raise StructureReadError(f"{where}: spglib failed ({exc})", "label_failed") from exc
     number = int(getattr(dataset, "number", 0) or 0) if dataset is not None else 0
     if not 1 <= number <= 230:
+        where = name or structure.composition.reduced_formula
         raise StructureReadError(
             f"{where}: spglib found no space group at symprec={symprec} ({detail or 'no detail'})",
             "label_failed",

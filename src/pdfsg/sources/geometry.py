@@ -94,13 +94,12 @@ def pair_min_distances(structure: Structure) -> dict[str, float]:
 
 
 def space_group_of(structure: Structure, symprec: float = 0.1) -> int:
-    """Space-group number that spglib finds (0 when it finds none)."""
-    import spglib
+    """Space-group number that spglib finds, 0 when it finds none
+    (:func:`pdfsg.structures.label_space_group` without the error)."""
+    from pdfsg.errors import StructureError
+    from pdfsg.structures import label_space_group
 
-    cell = (
-        np.asarray(structure.lattice.matrix),
-        np.asarray(structure.frac_coords),
-        [site.specie.Z for site in structure],
-    )
-    ds = spglib.get_symmetry_dataset(cell, symprec=symprec)
-    return 0 if ds is None else int(ds.number)
+    try:
+        return label_space_group(structure, symprec)
+    except StructureError:
+        return 0
