@@ -128,6 +128,21 @@ def test_on_the_fly_augment_plugs_into_training_batches(nickel_cell):
     assert all(np.corrcoef(row, g)[0, 1] > 0.5 for row in a)
 
 
+def test_on_the_fly_share_leaves_the_other_rows_clean(nickel_cell):
+    base = PdfParams()
+    g = pdf.simulate_cell(nickel_cell, base)
+    fn = augment.on_the_fly(augment.AugmentConfig(), base, share=0.3)
+    batch = np.vstack([g] * 400)
+    out = fn(batch, np.random.default_rng(1))
+    changed = ~np.all(out == batch, axis=1)
+    assert 0.22 < changed.mean() < 0.38  # about 30 % of the rows get effects
+    assert np.array_equal(out[~changed], batch[~changed])  # the others are untouched
+    assert fn.description["share_of_rows"] == 0.3
+    assert fn.description["config"]["qmax"] == [14.0, 35.0]
+    with pytest.raises(ParamsError, match="share must be in"):
+        augment.on_the_fly(augment.AugmentConfig(), base, share=0.0)
+
+
 def test_strain_on_the_curve_matches_a_strained_cell(nickel_cell):
     base = PdfParams()
     r = base.r_grid()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -213,6 +214,27 @@ def test_augment_hook_and_progress(ds, tmp_path):
     stages = [e.stage for e in events]
     assert stages.count("epoch") == 2 and "batch" in stages
     assert events[-1].done_batches == events[-1].total_batches
+    training = json.loads((tmp_path / "n" / "manifest.json").read_text())["training"]
+    assert training["augmented"] is True and "augment" not in training  # says no more
+
+
+def test_on_the_fly_share_is_recorded_in_the_manifest(ds, tmp_path):
+    from pdfsg.augment import AugmentConfig, on_the_fly
+    from pdfsg.train import train
+
+    train(
+        ds,
+        "pdfsg-net",
+        tmp_path / "n",
+        epochs=1,
+        batch_size=64,
+        device="cpu",
+        augment=on_the_fly(AugmentConfig(), ds.params, share=0.4),
+        model_overrides={"stem_channels": 8, "stages": [[8, 2, 1], [16, 2, 2]]},
+    )
+    training = json.loads((tmp_path / "n" / "manifest.json").read_text())["training"]
+    assert training["augment"]["share_of_rows"] == 0.4
+    assert training["augment"]["config"]["p_particle"] == 0.3
 
 
 def test_empty_training_split(tmp_path):
@@ -244,6 +266,12 @@ def test_cli_train_logreg_and_errors(syn, tmp_path, capsys):
     rc = main(["train", str(syn), "--model", "nope", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "unknown model/preset" in err
+
+    for extra, says in (([], "--augment-share needs --augment"), (["--augment"], "share")):
+        rc = main(["train", str(syn), "--model", "pdfsg-net", "--out", str(tmp_path / "y"),
+                   "--augment-share", "1.5", *extra])  # fmt: skip
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1 and "--augment-share" in err and says in err
 
 
 # --------------------------------------------------------------------------- every group

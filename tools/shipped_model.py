@@ -106,6 +106,20 @@ trained on prototypes whose sc crystals took any metal: commit be799e6 and befor
         --aug-from work/mpts52_all.h5 work/mp20_all.h5 \
         --experimental benchmarks/results/experimental.json --name pdfsg-v5
 
+pdfsg-v6 fine-tunes pdfsg-v5-net the same way for 6 epochs on the pdfsg-v5 data plus 8 more
+variants of every mpts52 training structure (variants 20-27)::
+
+    pdfsg dataset build "variants:8,first=20,train-of=work/mp_all.h5:$S/mpts52_dev.csv.gz" \
+        -o work/var3_mpts52_all.h5 --label-set all230 --test-fraction 0
+    python tools/shipped_model.py train work/mp_all.h5 work/protos2_all.h5 work/wbm_all.h5 \
+        --train-only work/var_*_all.h5 work/var2_mpts52_all.h5 work/var3_mpts52_all.h5 \
+        --aug-from work/{mpts52,mp20,protos2,wbm}_all.h5 --min-per-group 10 --rmax $R \
+        --epochs 6 --init-from pdfsg-v5-net-r$R --lr 0.001 --warmup-epochs 0.3 \
+        --model pdfsg-net-comp --val-fraction 0.1 --calibrate-on work/mpts52_all.h5 \
+        --out work/v6-r$R
+    python tools/shipped_model.py install work/v6-r30 work/v6-r20 --name pdfsg-v6-net
+    # ensembles, family and card as for pdfsg-v5, with v6 for v5 in every name
+
 The earlier family pdfsg-v2 (G(r) only; per r range an ensemble of a network without and
 one with 23,516 synthetic PyXtal crystals, `--train-only work/syn24k_paper45.h5`, joined by
 `combine`) is made by the same steps without WBM and `--model pdfsg-net`.
@@ -364,6 +378,19 @@ def _assembled(args: argparse.Namespace):
     return select_groups(ds, args.min_per_group)
 
 
+def _on_the_fly(share: float, params):
+    """The on-the-fly augmentation of ``share`` of the rows (None for share 0)."""
+    if not share:
+        return None
+    from pdfsg.augment import AugmentConfig, on_the_fly
+    from pdfsg.errors import ParamsError
+
+    try:
+        return on_the_fly(AugmentConfig(), params, share)
+    except ParamsError as exc:
+        raise SystemExit(f"--on-the-fly: {exc}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
@@ -400,6 +427,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         if args.warmup_epochs is None
         else {"warmup_epochs": args.warmup_epochs},
         init_from=args.init_from,
+        augment=_on_the_fly(args.on_the_fly, ds.params),
     )
     bar.close()
     print(f"trained in {time.time() - t:.0f} s: {result}", flush=True)
@@ -1178,6 +1206,14 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--init-from", help="fine-tune from this trained network (pdfsg train)")
     t.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
     t.add_argument("--warmup-epochs", type=float, help="warm-up length (default: the preset's)")
+    t.add_argument(
+        "--on-the-fly",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="measurement effects drawn anew for this share of each batch's rows "
+        "(pdfsg.augment.on_the_fly; the clean-only variants see measured-like curves too)",
+    )
     t.set_defaults(func=cmd_train)
     f = sub.add_parser("finish", help="fit the memory and calibration of a trained run")
     _assemble_args(f)

@@ -240,11 +240,21 @@ def strain_curve(g: np.ndarray, r: np.ndarray, strain: float) -> np.ndarray:
     return np.interp(np.asarray(r) / (1.0 + strain), r, g)
 
 
-def on_the_fly(cfg: AugmentConfig, params: PdfParams) -> Callable[..., np.ndarray]:
+def on_the_fly(
+    cfg: AugmentConfig, params: PdfParams, share: float = 1.0
+) -> Callable[..., np.ndarray]:
     """A ``train(..., augment=...)`` callable: the effects that act on a finished curve
     (lower Qmax, extra Qdamp, strain, particle envelope, baseline, noise) applied to a batch
     of raw G simulated with ``params``.  Effects that need the structure (ADP, Qbroad,
-    neutron weights) belong to dataset build (:func:`augmented_pdfs`)."""
+    neutron weights) belong to dataset build (:func:`augmented_pdfs`).
+
+    ``share`` (0 < share <= 1) is the chance that a row of a batch gets the effects; the
+    other rows pass unchanged, so a model still sees clean curves (e.g. rows that are
+    clean-only, like structure-type variants, seen measured-like a ``share`` of the time).
+    The callable's ``description`` (a dict) says what it does, for the training manifest.
+    """
+    if not 0.0 < share <= 1.0:
+        raise ParamsError(f"on-the-fly augmentation share must be in (0, 1], got {share}")
     r = params.r_grid()
     # Qmax draws are rounded to a few levels so the filters can be cached
     levels = np.linspace(max(cfg.qmax[0], 1.0), params.qmax, 6)[:-1]
@@ -252,6 +262,8 @@ def on_the_fly(cfg: AugmentConfig, params: PdfParams) -> Callable[..., np.ndarra
     def apply(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = np.array(batch, dtype=np.float64, copy=True)
         for i in range(out.shape[0]):
+            if share < 1.0 and rng.random() >= share:
+                continue
             g = out[i]
             q = float(rng.uniform(*cfg.qmax))
             if q < params.qmax:
@@ -267,4 +279,9 @@ def on_the_fly(cfg: AugmentConfig, params: PdfParams) -> Callable[..., np.ndarra
             out[i] = add_noise(g, float(rng.uniform(*cfg.noise)), rng)
         return out
 
+    apply.description = {  # type: ignore[attr-defined]
+        "kind": "on the fly (pdfsg.augment.on_the_fly)",
+        "share_of_rows": share,
+        "config": cfg.to_dict(),
+    }
     return apply

@@ -1016,6 +1016,11 @@ def _train_network(
         "preset": preset.name,
         "train_config": cfg.to_dict(),
         "augmented": augment is not None,
+        **(
+            {"augment": augment.description}
+            if augment is not None and hasattr(augment, "description")
+            else {}
+        ),
         "dataset": ds_summary,
         "devices": f"{device} x{world}",
     }

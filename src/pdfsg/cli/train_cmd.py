@@ -82,6 +82,14 @@ def add_parser(subparsers: Any) -> None:
         help="measurement-realism effects on the fly (lower Qmax, extra Qdamp, strain, "
         "nanoparticle envelope, baseline, noise; pdfsg.augment.AugmentConfig defaults)",
     )
+    p.add_argument(
+        "--augment-share",
+        type=float,
+        default=1.0,
+        metavar="SHARE",
+        help="with --augment: the share of each batch's rows that get the effects; the "
+        "others stay clean (default 1: every row)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -107,13 +115,21 @@ def run(args: argparse.Namespace) -> int:
 
     check_output_path(args.out, "--out", folder=True)
     augment_fn = None
+    if args.augment_share != 1.0 and not args.augment:
+        from pdfsg.errors import ParamsError
+
+        raise ParamsError("--augment-share needs --augment")
     if args.augment:
         from pdfsg.augment import AugmentConfig, on_the_fly
         from pdfsg.datasets import read_manifest
+        from pdfsg.errors import ParamsError
         from pdfsg.params import PdfParams
 
         params = PdfParams.from_dict(read_manifest(args.dataset)["params"])
-        augment_fn = on_the_fly(AugmentConfig(), params)
+        try:
+            augment_fn = on_the_fly(AugmentConfig(), params, args.augment_share)
+        except ParamsError as exc:
+            raise ParamsError(f"--augment-share: {exc}") from None
     bar = None
 
     def progress(ev) -> None:  # only called on the main process
