@@ -1016,6 +1016,16 @@ def _source_lines(manifest: dict) -> list[str]:
             "only; none of a test structure, and those of validation structures dropped."
         )
     for r in runs:
+        fly = r["training"].get("augment") or {}
+        if fly.get("share_of_rows"):
+            lines.append(
+                f"- **Measurement effects on the fly** for {fly['share_of_rows']:.0%} of each "
+                "batch's rows, drawn anew every time (`pdfsg.augment.on_the_fly`: lower Qmax, "
+                "extra Qdamp, strain, nanoparticle envelope, baseline, noise), so that the "
+                "clean-only rows (variants) are seen measured-like too."
+            )
+            break
+    for r in runs:
         start = r["training"].get("initialised_from")
         if start:
             seen = start.get("training_ids")
