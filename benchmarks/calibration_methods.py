@@ -25,7 +25,7 @@ and the difference to temperature scaling with a paired bootstrap 90 % interval.
 Usage::
 
     python benchmarks/calibration_methods.py work/mp_all.h5 --mpts52 work/mpts52_all.h5 \\
-        --model pdfsg-v4-r30 [--plot]
+        --model pdfsg-v7-r30 [--plot]
 
 Writes ``benchmarks/results/calibration_methods.{json,md}`` (``--plot``: also
 ``calibration_methods.png``, reliability diagrams).
@@ -522,7 +522,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dataset", type=Path, help="a dataset of all groups (mp_all.h5)")
     ap.add_argument("--mpts52", type=Path, required=True, help="its ids mark the mpts52 rows")
-    ap.add_argument("--model", default="pdfsg-v4-r30", help="a shipped model name or folder")
+    ap.add_argument("--model", default="pdfsg-v7-r30", help="a shipped model name or folder")
     ap.add_argument("--cache", type=Path, help="the .npz of raw probabilities (made if absent)")
     ap.add_argument("--repeats", type=int, default=3, help="fold seeds of the cross-fitting")
     ap.add_argument(

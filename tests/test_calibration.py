@@ -169,7 +169,7 @@ def test_calibrate_applies_a_top_label_record_per_input_mode():
 def test_the_shipped_manifests_calibration_records_still_apply():
     from pdfsg.artifact import load_model
 
-    model = load_model("pdfsg-v4-r30")
+    model = load_model("pdfsg-v3-r30")
     for mode in ("g_only", "composition"):
         record = model.manifest["calibration"]["modes"][mode]
         p, _ = _overconfident(20, len(model.labels), seed=7)

@@ -194,7 +194,7 @@ def test_training_ids_are_recorded_and_overlap_is_warned(trained, tmp_path, caps
 
 
 #: the family default.json names
-DEFAULT_FAMILY = "pdfsg-v5"
+DEFAULT_FAMILY = "pdfsg-v7"
 
 
 def test_evaluate_takes_the_shipped_names_and_lists_them(tmp_path, capsys):

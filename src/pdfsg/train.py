@@ -1274,7 +1274,7 @@ def train(
         for other datasets.
     init_from : path or shipped name, optional
         Fine-tune: every member starts from this trained network's weights (same kind and
-        network settings; e.g. ``pdfsg-v5-net-r30``) instead of a random initialisation
+        network settings; e.g. ``pdfsg-v7-net-r30``) instead of a random initialisation
         (the output rows of groups the network lacks start fresh, see
         :func:`_start_weights`), then trains with the usual schedule (give a lower ``lr`` and
         ``train_overrides={"warmup_epochs": ...}`` to keep what it learned).  The manifest

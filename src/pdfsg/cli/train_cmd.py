@@ -65,7 +65,7 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         metavar="MODEL",
         help="fine-tune: start from this trained network (folder or shipped name, e.g. "
-        "pdfsg-v5-net-r30; same preset and network settings) instead of random weights; "
+        "pdfsg-v7-net-r30; same preset and network settings) instead of random weights; "
         "the groups it shares with the dataset start from its output rows, new ones fresh; "
         "give a lower --lr and e.g. --set warmup_epochs=0.5",
     )
