@@ -17,7 +17,7 @@ all test rows, each with the composition withheld and with the row's own formula
 Usage::
 
     python benchmarks/all_groups.py work/mp_all.h5 --mpts52 work/mpts52_all.h5 \\
-        --model pdfsg-v4 --model pdfsg-v3
+        --model pdfsg-v7 --model pdfsg-v7-net --model pdfsg-v6 --model pdfsg-v3
 
 Writes ``benchmarks/results/all_groups.{json,md}``.
 """

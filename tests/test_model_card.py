@@ -62,13 +62,15 @@ def test_a_card_of_every_group_names_its_groups_variants_and_start_model(write_c
     assert "**Structure-type variants**: 300 built" in card
     assert "**Synthetic crystals**: 200 PyXtal crystals" in card
     assert "Fine-tuned** from `pdfsg-v4-net-r30`" in card and "284,790" in card
-    assert "on the fly" not in card
+    assert "on the fly" not in card and "variants:K` of the training" in card
+    assert "clean curves only" in card
 
 
 def test_a_card_says_which_share_of_rows_got_effects_on_the_fly(write_card, tmp_path):
     write_card(tmp_path, _manifest("all", augment={"share_of_rows": 0.4, "config": {}}))
     card = (tmp_path / "README.md").read_text()
     assert "**Measurement effects on the fly** for 40% of each batch's rows" in card
+    assert "clean curves (measured-like on the fly, below)" in card
 
 
 def test_a_card_of_the_paper_groups_says_so(write_card, tmp_path):
