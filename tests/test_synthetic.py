@@ -251,3 +251,27 @@ def test_prototype_source_is_reproducible_and_checks_its_spec():
     assert a == b and len(a) == 20
     with pytest.raises(ParamsError, match="prototypes"):
         list(iter_records("prototypes:ten"))
+
+
+def test_group_volume_brings_the_median_density_to_the_real_one():
+    from pdfsg.sources.synthetic import _group_volume_factor, _sample_plan
+
+    stats = load_stats()
+    real = float(np.interp(0.5, stats.levels, stats.group(166)["volume_per_atom"]))
+    medians = {}
+    for on in (False, True):
+        cfg = SyntheticConfig(space_groups=(166,), per_group=1, group_volume=on)
+        rng = np.random.default_rng(3)
+        plans = [_sample_plan(166, rng, stats, cfg) for _ in range(400)]
+        medians[on] = np.median([p.volume / sum(p.counts) for p in plans if p is not None])
+    assert abs(medians[True] / real - 1) < 0.05  # the real median, within sampling noise
+    assert abs(medians[False] / real - 1) > abs(medians[True] / real - 1)
+    assert 0.5 < _group_volume_factor(166, stats, cfg) < 1.0  # R-3m packs denser
+    assert _group_volume_factor(230, stats, cfg) == 1.0  # no real Ia-3d crystal: no factor
+
+
+def test_synthetic_spec_takes_the_volume_model():
+    recs = list(synthetic.records_from_spec("2,seed=1,volume=group"))
+    assert len(recs) == 2
+    with pytest.raises(ParamsError, match="volume must be element or group"):
+        synthetic.records_from_spec("2,volume=nope")

@@ -59,6 +59,7 @@ no structure is shipped.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import logging
@@ -184,6 +185,10 @@ class SyntheticConfig:
         Attempts per crystal before it is given up (counted in GenerationStats.failed).
     stats_path : str or None
         Statistics table (``pdfsg stats build``); default the one shipped with pdfsg.
+    group_volume : bool
+        Rescale each group's cell volumes so that their median volume per atom is that of
+        the group's real crystals (:func:`_group_volume_factor`); the per-element volume
+        model alone ignores how densely a group packs.
     """
 
     space_groups: str | Sequence[int | str] | None = None
@@ -202,6 +207,7 @@ class SyntheticConfig:
     relax_steps: int = 120
     max_attempts: int = 20
     stats_path: str | None = None
+    group_volume: bool = False
     groups: tuple[int, ...] = field(init=False, repr=False)
     weights: tuple[float, ...] | None = field(init=False, repr=False)
 
@@ -483,7 +489,36 @@ def _sample_plan(
         sites = tuple(tuple(p) for p in per)
     v0 = sum(n * stats.element_volume(e) for e, n in zip(species, counts, strict=True))
     volume = v0 * cfg.volume_scale * math.exp(stats.volume_log_sigma * rng.standard_normal())
+    if cfg.group_volume and not cfg.composition:
+        volume *= _group_volume_factor(number, stats, cfg)
     return _Plan(species, counts, sites, volume)
+
+
+#: plans drawn per group to learn its volume factor
+GROUP_VOLUME_PLANS = 300
+_GROUP_VOLUME_CACHE: dict[tuple, float] = {}
+
+
+def _group_volume_factor(number: int, stats: SyntheticStats, cfg: SyntheticConfig) -> float:
+    """Real median volume per atom of the group (the table's quantiles) over the median of
+    the volume model's on ``GROUP_VOLUME_PLANS`` plans of that group (seeded by the group
+    alone, so every crystal of a run sees one factor); 1 for groups without real data."""
+    q = stats.group(number).get("volume_per_atom")
+    if not q:
+        return 1.0
+    key = (stats.path, number, cfg.atoms_range, cfg.elements_range, cfg.volume_scale)
+    if key not in _GROUP_VOLUME_CACHE:
+        real = float(np.interp(0.5, stats.levels, np.asarray(q, float)))
+        plain = dataclasses.replace(cfg, group_volume=False)
+        rng = np.random.default_rng([7919, number])
+        per_atom = []
+        for _ in range(GROUP_VOLUME_PLANS):
+            plan = _sample_plan(number, rng, stats, plain)
+            if plan is not None:
+                per_atom.append(plan.volume / sum(plan.counts))
+        model = float(np.median(per_atom)) if per_atom else 0.0
+        _GROUP_VOLUME_CACHE[key] = real / model if model > 0 and real > 0 else 1.0
+    return _GROUP_VOLUME_CACHE[key]
 
 
 def _sample_cell(
@@ -858,23 +893,34 @@ def records_from_spec(spec: str) -> Iterator[StructureRecord]:
     ``N[,seed=S][,groups=paper45|all230][,distribution=balanced|paper45][,stats=PATH]``
     (PATH: a table from ``pdfsg stats build``; default the shipped one)."""
     n, opts = count_and_options("synthetic", spec, spec)
-    unknown = set(opts) - {"seed", "groups", "distribution", "stats"}
+    unknown = set(opts) - {"seed", "groups", "distribution", "stats", "volume"}
     if unknown:
         raise ParamsError(f"bad synthetic source spec {spec!r}: unknown {sorted(unknown)}")
     if n <= 0:
         raise ParamsError(f"number of synthetic crystals must be > 0, got {n}")
     groups = opts.get("groups", "paper45")
     dist = opts.get("distribution", "balanced")
+    if opts.get("volume", "element") not in ("element", "group"):
+        raise ParamsError(f"bad synthetic source spec {spec!r}: volume must be element or group")
+    group_volume = opts.get("volume") == "group"
     seed = int(opts.get("seed", 0))
     if dist == "balanced":
         from pdfsg.spacegroups import label_set
 
         per_group = max(1, -(-n // len(label_set(groups))))
         config = SyntheticConfig(
-            space_groups=groups, per_group=per_group, seed=seed, stats_path=opts.get("stats")
+            space_groups=groups,
+            per_group=per_group,
+            seed=seed,
+            stats_path=opts.get("stats"),
+            group_volume=group_volume,
         )
     else:
         config = SyntheticConfig(
-            space_groups=groups, distribution=dist, seed=seed, stats_path=opts.get("stats")
+            space_groups=groups,
+            distribution=dist,
+            seed=seed,
+            stats_path=opts.get("stats"),
+            group_volume=group_volume,
         )
     return deferred_records(config, 0, n)
