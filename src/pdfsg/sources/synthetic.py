@@ -890,8 +890,9 @@ def deferred_records(
 
 def records_from_spec(spec: str) -> Iterator[StructureRecord]:
     """The ``synthetic:SPEC`` source of ``pdfsg dataset build``: SPEC is
-    ``N[,seed=S][,groups=paper45|all230][,distribution=balanced|paper45][,stats=PATH]``
-    (PATH: a table from ``pdfsg stats build``; default the shipped one)."""
+    ``N[,seed=S][,groups=paper45|all230][,distribution=balanced|paper45][,stats=PATH]
+    [,volume=element|group]`` (PATH: a table from ``pdfsg stats build``; default the shipped
+    one; ``volume=group``: :attr:`SyntheticConfig.group_volume`)."""
     n, opts = count_and_options("synthetic", spec, spec)
     unknown = set(opts) - {"seed", "groups", "distribution", "stats", "volume"}
     if unknown:
