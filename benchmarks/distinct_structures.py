@@ -46,7 +46,8 @@ def count_distinct(model: str, paths: list[Path], tol: float) -> dict:
     files, found = [], set()
     for path in paths:
         ds = read_dataset(path)
-        rows = [i for i in range(len(ds)) if structure_id_hash(str(ds.ids[i])) in trained]
+        hashes = [structure_id_hash(str(i)) for i in ds.ids]
+        rows = [i for i, h in enumerate(hashes) if h in trained]
         dup = 0
         for i in tqdm(rows, desc=path.name, unit="row", mininterval=5):
             key = (str(ds.formula[i]), int(ds.y[i]))
@@ -55,7 +56,7 @@ def count_distinct(model: str, paths: list[Path], tol: float) -> dict:
                 dup += 1
                 continue
             seen.append(ds.X[i])
-        found.update(structure_id_hash(str(ds.ids[i])) for i in rows)
+        found.update(hashes[i] for i in rows)
         files.append({"file": path.name, "training_rows": len(rows), "repeats_earlier": dup})
         print(f"{path.name}: {len(rows):,} training rows, {dup:,} repeat earlier ones", flush=True)
     n_ids = len(trained)

@@ -76,11 +76,10 @@ def mpts52_top_k(clf, ds, mpts52_ids: set[str]) -> dict | None:
     rows = np.array([i for i in np.flatnonzero(ds.split == 1) if str(ds.ids[i]) in mpts52_ids])
     if rows.size == 0:
         return None
-    p = clf.predict_proba(ds.X[rows])
-    y = ds.class_index()[rows]
-    order = np.argsort(-p, axis=1)
-    hit = {k: float((order[:, :k] == y[:, None]).any(axis=1).mean()) for k in (1, 3, 6)}
-    return {"n": int(rows.size), **{str(k): v for k, v in hit.items()}}
+    from pdfsg.evaluate import top_k_accuracy
+
+    hit = top_k_accuracy(clf.predict_proba(ds.X[rows]), ds.class_index()[rows], (1, 3, 6))
+    return {"n": int(rows.size), **{str(k): float(v) for k, v in hit.items()}}
 
 
 def run_one(

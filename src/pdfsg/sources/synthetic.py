@@ -506,7 +506,8 @@ def _group_volume_factor(number: int, stats: SyntheticStats, cfg: SyntheticConfi
     q = stats.group(number).get("volume_per_atom")
     if not q:
         return 1.0
-    key = (stats.path, number, cfg.atoms_range, cfg.elements_range, cfg.volume_scale)
+    pool = tuple(cfg.elements) if cfg.elements else None
+    key = (stats.path, number, cfg.atoms_range, cfg.elements_range, pool, cfg.volume_scale)
     if key not in _GROUP_VOLUME_CACHE:
         real = float(np.interp(0.5, stats.levels, np.asarray(q, float)))
         plain = dataclasses.replace(cfg, group_volume=False)
