@@ -127,6 +127,21 @@ def _load_memory(manifest: dict[str, Any]) -> Any:
     return CompositionMemory.load(path)
 
 
+def _load_pdf_memory(manifest: dict[str, Any], npoints: int) -> Any:
+    """The PDF memory a manifest lists (``manifest["pdf_memory"]``: its ``file``, relative to
+    the model's folder, and its settings), cut to the model's grid (None if none)."""
+    from pdfsg.pdf_memory import PdfMemory
+
+    entry, folder = manifest.get("pdf_memory"), manifest.get("_folder")
+    if not (entry and folder):
+        return None
+    path = (Path(folder) / entry["file"]).resolve()
+    if not path.is_file():
+        raise ModelError(f"{path}: missing (the manifest lists a PDF memory)")
+    settings = {k: entry[k] for k in ("k", "tau", "power", "floor_similarity") if k in entry}
+    return PdfMemory.load(path, npoints=npoints).with_settings(**settings)
+
+
 def _with_memory(proba: np.ndarray, comp: np.ndarray | None, memory: Any) -> np.ndarray:
     """Rows with a known composition combined with the composition memory, if any."""
     if comp is None or memory is None:
@@ -213,10 +228,27 @@ class _Calibrated:
             self._memory = _load_memory(self.manifest)
         return self._memory
 
+    @property
+    def pdf_memory(self) -> Any:
+        """The :class:`pdfsg.pdf_memory.PdfMemory` the manifest lists
+        (``manifest["pdf_memory"]``), loaded on first use; None when there is none."""
+        if not hasattr(self, "_pdf_memory"):
+            self._pdf_memory = _load_pdf_memory(self.manifest, self.npoints)
+        return self._pdf_memory
+
     def _finish_proba(
-        self, out: np.ndarray, comp: np.ndarray | None, calibrated: bool, memory: bool
+        self,
+        out: np.ndarray,
+        comp: np.ndarray | None,
+        calibrated: bool,
+        memory: bool,
+        X: np.ndarray | None = None,
+        start: int = 0,
     ) -> np.ndarray:
-        """The composition memory (rows with a known composition), then the temperature."""
+        """The PDF memory (every row of ``X``), the composition memory (rows with a known
+        composition), then the temperature."""
+        if memory and X is not None and self.pdf_memory is not None:
+            out = self.pdf_memory.combine(out, X, start)
         if memory:
             out = _with_memory(out, comp, self.composition_memory)
         return _calibrate(out, comp, self.calibration) if calibrated else out
@@ -410,8 +442,10 @@ class NetClassifier(_Calibrated):
             Apply the manifest's temperature (per input mode); False gives the
             uncalibrated probabilities (what calibration is fitted on).
         memory : bool
-            Combine rows with a known composition with the model's composition memory
-            (:mod:`pdfsg.composition_memory`) when it has one; False gives the network alone.
+            Combine the rows with the model's PDF memory (:mod:`pdfsg.pdf_memory`) and those
+            with a known composition with its composition memory
+            (:mod:`pdfsg.composition_memory`) where it has them; False gives the network
+            alone.
         """
         X = _check_input(X, self.npoints, start, self.variable_length, f"{self.kind} model")
         comp = self._check_comp(comp, X.shape[0])
@@ -424,7 +458,7 @@ class NetClassifier(_Calibrated):
             out /= self.n_members
         else:
             out = self._predict_torch(X, start, comp)
-        return self._finish_proba(out, comp, calibrated, memory)
+        return self._finish_proba(out, comp, calibrated, memory, X, start)
 
     def _predict_torch(self, X: np.ndarray, start: int, comp: np.ndarray | None) -> np.ndarray:
         import torch
@@ -546,4 +580,4 @@ class EnsembleClassifier(_Calibrated):
             out[:, cols] = mass * np.mean(shares, axis=0)
         if comp is not None:
             comp = np.atleast_2d(np.asarray(comp, dtype=np.float32))
-        return self._finish_proba(out, comp, calibrated, memory)
+        return self._finish_proba(out, comp, calibrated, memory, X, start)

@@ -1,0 +1,272 @@
+"""Which training structures have a PDF like this one: a nearest-neighbour memory of the
+training curves, combined with the network's answer.
+
+Isostructural crystals (the same structure type with other elements) have PDFs of the same
+peak pattern, stretched by the ratio of their lattice sizes and reweighted by their
+scattering powers.  A network of a few hundred thousand weights learns ~100,000 structure
+types only coarsely; the memory keeps every training curve and, for a query, finds the
+``k`` most similar ones:
+
+* similarity: the Pearson correlation of the two curves over a window of r (from
+  ``window_min`` to what the query covers), maximised over a stretch ``s`` of the query's r
+  axis (``G_query(r · s)`` for s in ``scales``, 0.90 … 1.10: a lattice 10 % larger or
+  smaller), so that a sibling with other elements is found;
+* probabilities: each neighbour votes for its space group with weight
+  exp((ρ − 1) / tau), plus a floor of exp((floor_similarity − 1) / tau) spread over all
+  groups, so that a query nothing resembles gets a flat answer.
+
+The combination is a product of experts, like :mod:`pdfsg.composition_memory`'s:
+
+    p(group | G, ...) ∝ p_model(group | G, ...) · p_memory(group | G)^power
+
+``k``, ``tau`` and ``power`` are chosen on rows that neither the networks nor the memory saw
+(``tools/shipped_model.py pdf-memory``).  The curves are stored as 8-bit integers of the
+min-max normalised G(r) on the model's grid (``pdf_memory.npz``, plain arrays, no pickle);
+the correlation does not see the quantisation (steps of 1/255 of the curve's range).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FILENAME = "pdf_memory.npz"
+DEFAULT_SCALES = tuple(round(0.90 + 0.01 * i, 2) for i in range(21))
+_MIN_WINDOW_POINTS = 24
+
+
+def _zscore(A: np.ndarray) -> np.ndarray:
+    """Rows centred and scaled to unit length (their dot products are correlations)."""
+    A = A - A.mean(axis=1, keepdims=True)
+    return A / np.clip(np.linalg.norm(A, axis=1, keepdims=True), 1e-9, None)
+
+
+def _running_max(queries: np.ndarray, pool_t: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """max over the first axis of ``queries`` (s, b, w) @ ``pool_t`` (w, m), a block of
+    ``chunk`` pool curves at a time (the products of a block stay in the cache; the full
+    (s, b, m) array would be hundreds of MB)."""
+    out = np.empty((queries.shape[1], pool_t.shape[1]), np.float32)
+    for j in range(0, pool_t.shape[1], chunk):
+        block = pool_t[:, j : j + chunk]
+        top = out[:, j : j + chunk]
+        np.matmul(queries[0], block, out=top)
+        for q in queries[1:]:
+            np.maximum(top, q @ block, out=top)
+    return out
+
+
+def quantize(curves: np.ndarray) -> np.ndarray:
+    """Curves (m, n) as uint8, each min-max scaled to 0 … 255."""
+    curves = np.asarray(curves, dtype=np.float32)
+    lo = curves.min(axis=1, keepdims=True)
+    span = np.clip(curves.max(axis=1, keepdims=True) - lo, 1e-12, None)
+    return np.round((curves - lo) / span * 255.0).astype(np.uint8)
+
+
+@dataclass
+class PdfMemory:
+    """Training curves (``curves``, (m, npoints) uint8 on the grid ``rmin + rstep · i``) and
+    their class indices (``classes``)."""
+
+    curves: np.ndarray
+    classes: np.ndarray
+    n_classes: int
+    rmin: float
+    rstep: float
+    k: int = 20
+    tau: float = 0.02
+    power: float = 0.5
+    floor_similarity: float = 0.5
+    window_min: float = 2.0
+    scales: tuple[float, ...] = DEFAULT_SCALES
+    search_dims: int = 64
+    shortlist: int = 512
+    _pool: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.curves = np.asarray(self.curves)
+        self.classes = np.asarray(self.classes, dtype=np.int64)
+        if self.curves.ndim != 2 or self.curves.shape[0] != self.classes.size:
+            raise ValueError("memory curves must be (m, npoints) with one class per curve")
+        if self.classes.size and (self.classes.min() < 0 or self.classes.max() >= self.n_classes):
+            raise ValueError("memory classes must lie in 0 … n_classes - 1")
+        self.scales = tuple(float(s) for s in self.scales)
+
+    @property
+    def npoints(self) -> int:
+        return int(self.curves.shape[1])
+
+    @property
+    def r(self) -> np.ndarray:
+        return self.rmin + self.rstep * np.arange(self.npoints)
+
+    def with_settings(self, **settings: float) -> PdfMemory:
+        """The same memory with other k / tau / power / floor_similarity / search_dims /
+        shortlist (sharing the cached windows when the search is the same)."""
+        fields = {"k": self.k, "tau": self.tau, "power": self.power,
+                  "floor_similarity": self.floor_similarity, "search_dims": self.search_dims,
+                  "shortlist": self.shortlist, **settings}  # fmt: skip
+        for name in ("k", "search_dims", "shortlist"):
+            fields[name] = int(fields[name])
+        out = PdfMemory(self.curves, self.classes, self.n_classes, self.rmin, self.rstep,
+                        window_min=self.window_min, scales=self.scales, **fields)  # fmt: skip
+        if (out.search_dims, out.shortlist) == (self.search_dims, self.shortlist):
+            out._pool = self._pool
+        return out
+
+    # ------------------------------------------------------------------ search
+
+    def window(self, start: int, length: int) -> np.ndarray | None:
+        """Grid indices compared for a query covering grid indices ``start`` …
+        ``start + length - 1``: every stretch of the query must stay inside what it
+        covers.  None when fewer than 24 points remain (the memory then abstains)."""
+        r = self.r
+        stop = min(start + length, self.npoints) - 1
+        if stop <= start:
+            return None
+        lo = max(self.window_min, r[start] / min(self.scales))
+        hi = r[stop] / max(self.scales)
+        idx = np.flatnonzero((r >= lo - 1e-9) & (r <= hi + 1e-9))
+        return idx if idx.size >= _MIN_WINDOW_POINTS else None
+
+    def _pool_window(
+        self, idx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The pool's curves on the window, z-scored (m, w); with ``search_dims`` also the
+        principal axes of a sample of them (w, d) and the curves' coordinates on them (m, d)."""
+        key = (int(idx[0]), int(idx[-1]))
+        if key not in self._pool:
+            self._pool.clear()  # one window at a time: a different one is rare
+            Z = _zscore(self.curves[:, idx].astype(np.float32))
+            basis = coords = None
+            if 0 < self.search_dims < idx.size and Z.shape[0] > self.shortlist:
+                sample = Z[:: max(1, Z.shape[0] // 8192)]
+                basis = np.linalg.svd(sample, full_matrices=False)[2][: self.search_dims].T
+                basis = np.ascontiguousarray(basis)
+                coords = Z @ basis
+            self._pool[key] = (Z, basis, coords)
+        return self._pool[key]
+
+    def neighbours(
+        self, X: np.ndarray, start: int = 0, batch: int = 64
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ``k`` most similar training curves of each query row: (similarities,
+        indices), each (n, k), best first; None when the queries cover too little r.
+        ``X`` (n, L) holds G(r) on grid indices ``start`` … ``start + L - 1``.
+
+        With ``search_dims`` (the default) the search is in two stages: the correlations
+        of every curve approximated on the pool's ``search_dims`` principal axes shortlist
+        ``shortlist`` curves, whose exact correlations then rank them
+        (``benchmarks/pdf_memory_search.py`` measures what that changes)."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float32))
+        idx = self.window(start, X.shape[1])
+        if idx is None or not self.classes.size:
+            return None
+        Z, basis, coords = self._pool_window(idx)
+        r_query = self.r[start : start + X.shape[1]]
+        k = min(self.k, self.classes.size)
+        sims = np.empty((X.shape[0], k), np.float32)
+        best = np.empty((X.shape[0], k), np.int64)
+        for i in range(0, X.shape[0], batch):
+            xb = X[i : i + batch]
+            # the query stretched by each scale, z-scored: (scales, b, w)
+            Q = np.stack(
+                [
+                    _zscore(np.stack([np.interp(self.r[idx] * s, r_query, x) for x in xb]))
+                    for s in self.scales
+                ]
+            ).astype(np.float32)  # float64 here would make every product a float64 one
+            cand = None
+            if basis is None:
+                top = _running_max(Q, Z.T)
+            else:
+                approx = _running_max(Q @ basis, coords.T)
+                cand = np.argpartition(-approx, self.shortlist - 1, axis=1)[:, : self.shortlist]
+                top = np.max(np.einsum("sbw,blw->sbl", Q, Z[cand]), axis=0)
+            part = np.argpartition(-top, k - 1, axis=1)[:, :k]
+            val = np.take_along_axis(top, part, axis=1)
+            if cand is not None:
+                part = np.take_along_axis(cand, part, axis=1)
+            order = np.argsort(-val, axis=1)
+            sims[i : i + batch] = np.take_along_axis(val, order, axis=1)
+            best[i : i + batch] = np.take_along_axis(part, order, axis=1)
+        return sims, best
+
+    def proba(self, X: np.ndarray, start: int = 0) -> np.ndarray | None:
+        """(n, n_classes) group probabilities of the query curves (module docstring), or
+        None when they cover too little r."""
+        found = self.neighbours(X, start)
+        return None if found is None else self.vote(*found)
+
+    def vote(self, sims: np.ndarray, best: np.ndarray) -> np.ndarray:
+        """(n, n_classes) probabilities from the first ``k`` neighbours of
+        :meth:`neighbours` (similarities, indices); a search for more neighbours serves
+        every smaller ``k``."""
+        sims, best = sims[:, : self.k], best[:, : self.k]
+        w = np.exp((sims.astype(np.float64) - 1.0) / self.tau)
+        floor = np.exp((self.floor_similarity - 1.0) / self.tau) / self.n_classes
+        p = np.full((sims.shape[0], self.n_classes), floor)
+        rows = np.repeat(np.arange(sims.shape[0]), sims.shape[1])
+        np.add.at(p, (rows, self.classes[best].ravel()), w.ravel())
+        return p / p.sum(axis=1, keepdims=True)
+
+    def combine(self, proba_model: np.ndarray, X: np.ndarray, start: int = 0) -> np.ndarray:
+        """The product of experts (module docstring); the model's answer unchanged where
+        the memory abstains."""
+        pm = self.proba(X, start)
+        return proba_model if pm is None else product(proba_model, pm, self.power)
+
+    # ------------------------------------------------------------------ storage
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``pdf_memory.npz`` into ``folder`` (compressed)."""
+        path = Path(folder) / FILENAME
+        np.savez_compressed(
+            path,
+            curves=quantize(self.curves) if self.curves.dtype != np.uint8 else self.curves,
+            classes=self.classes.astype(np.int16),
+            n_classes=np.int64(self.n_classes),
+            grid=np.array([self.rmin, self.rstep]),
+            scales=np.array(self.scales),
+            settings=np.array(
+                [self.k, self.tau, self.power, self.floor_similarity, self.window_min]
+            ),
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, npoints: int | None = None) -> PdfMemory:
+        """The memory of ``path``, its curves cut to the first ``npoints`` grid points (a
+        model of a shorter r range on the same grid shares the memory of a longer one)."""
+        with np.load(path, allow_pickle=False) as z:
+            curves, classes = z["curves"], z["classes"]
+            n_classes = int(z["n_classes"])
+            rmin, rstep = (float(v) for v in z["grid"])
+            scales = tuple(float(s) for s in z["scales"])
+            k, tau, power, floor, wmin = (float(v) for v in z["settings"])
+        if npoints is not None:
+            if npoints > curves.shape[1]:
+                raise ValueError(f"{path}: holds {curves.shape[1]} grid points, not {npoints}")
+            curves = curves[:, :npoints]
+        return cls(curves, classes, n_classes, rmin, rstep, k=int(k), tau=tau, power=power,
+                   floor_similarity=floor, window_min=wmin, scales=scales)  # fmt: skip
+
+
+def product(proba_model: np.ndarray, proba_memory: np.ndarray, power: float) -> np.ndarray:
+    """p_model · p_memory^power, renormalised per row."""
+    logp = np.log(np.clip(proba_model, 1e-12, None)) + power * np.log(proba_memory)
+    logp -= logp.max(axis=1, keepdims=True)
+    p = np.exp(logp)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def build_pdf_memory(
+    curves: np.ndarray, classes: np.ndarray, n_classes: int, rmin: float, rstep: float
+) -> PdfMemory:
+    """A memory of training curves (G(r) or its min-max normalised form, (m, npoints) on the
+    grid ``rmin + rstep · i``); rows with class -1 (groups the model lacks) are dropped."""
+    classes = np.asarray(classes, dtype=np.int64)
+    keep = classes >= 0
+    return PdfMemory(quantize(np.asarray(curves)[keep]), classes[keep], n_classes, rmin, rstep)

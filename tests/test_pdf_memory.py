@@ -1,0 +1,129 @@
+"""The PDF memory: isostructural crystals found across element and lattice changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from pdfsg import pdf
+from pdfsg.params import PdfParams
+from pdfsg.pdf_memory import FILENAME, PdfMemory, build_pdf_memory, product
+
+PARAMS = PdfParams()
+
+
+def _rocksalt(a: float, cation: str, anion: str) -> Structure:
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), [cation, anion],
+                                     [[0, 0, 0], [0.5, 0.5, 0.5]])  # fmt: skip
+
+
+def _cesium_chloride(a: float) -> Structure:
+    return Structure(Lattice.cubic(a), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def _zincblende(a: float) -> Structure:
+    return Structure.from_spacegroup("F-43m", Lattice.cubic(a), ["Zn", "S"],
+                                     [[0, 0, 0], [0.25, 0.25, 0.25]])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def memory() -> PdfMemory:
+    """Classes 0 = rocksalt (NaCl), 1 = CsCl type, 2 = zincblende (ZnS)."""
+    curves = np.stack(
+        [
+            pdf.simulate(s, PARAMS)
+            for s in (_rocksalt(5.64, "Na", "Cl"), _cesium_chloride(4.12), _zincblende(5.41))
+        ]  # fmt: skip
+    )
+    return build_pdf_memory(
+        curves, np.array([0, 1, 2]), 3, PARAMS.rmin, PARAMS.rstep
+    ).with_settings(k=3)
+
+
+def test_other_elements_and_a_larger_cell_find_their_structure_type(memory):
+    # KCl-like rocksalt: other elements, a 6 % larger cell
+    query = pdf.simulate(_rocksalt(5.64 * 1.06, "K", "Br"), PARAMS)
+    sims, best = memory.neighbours(query)
+    assert best[0, 0] == 0 and sims[0, 0] > 0.9
+    assert sims[0, 0] - sims[0, 1] > 0.2
+    p = memory.proba(query)
+    assert p.argmax() == 0 and p[0, 0] > 0.99
+    # without the stretch search the same curve matches much worse
+    unstretched = memory.with_settings()
+    unstretched.scales = (1.0,)
+    assert unstretched.neighbours(query)[0][0, 0] < sims[0, 0] - 0.3
+
+
+def test_a_query_like_nothing_gets_a_flat_vote(memory):
+    noise = np.random.default_rng(0).normal(size=(1, memory.npoints))
+    p = memory.proba(noise)
+    assert p.max() - p.min() < 0.05
+
+
+def test_product_of_experts_and_abstention(memory):
+    query = pdf.simulate(_rocksalt(5.5, "Ag", "Cl"), PARAMS)[None, :]
+    flat = np.full((1, 3), 1 / 3)
+    combined = memory.combine(flat, query)
+    assert combined.argmax() == 0 and combined.sum() == pytest.approx(1.0)
+    assert np.allclose(product(flat, memory.proba(query), 0.0), flat)
+    # a curve covering under 24 compared points: the model's answer unchanged
+    short = query[:, 100:120]
+    assert memory.window(100, 20) is None
+    assert memory.combine(flat, short, start=100) is flat
+
+
+def test_a_short_query_is_compared_over_what_it_covers(memory):
+    full = pdf.simulate(_rocksalt(5.7, "Na", "Br"), PARAMS)
+    start, length = 10, 100  # r from 2.9 A, 100 points
+    idx = memory.window(start, length)
+    r = memory.r
+    assert r[idx[0]] >= r[start] / 0.9 - 1e-9 and r[idx[-1]] <= r[start + length - 1] / 1.1
+    sims, best = memory.neighbours(full[start : start + length], start=start)
+    assert best[0, 0] == 0 and sims[0, 0] > 0.9
+
+
+def test_save_and_load_round_trip_and_a_shorter_grid(memory, tmp_path: Path):
+    memory.with_settings(tau=0.03, power=0.7).save(tmp_path)
+    loaded = PdfMemory.load(tmp_path / FILENAME)
+    assert loaded.curves.dtype == np.uint8 and loaded.curves.shape == memory.curves.shape
+    assert (loaded.tau, loaded.power, loaded.k) == (0.03, 0.7, 3)
+    query = pdf.simulate(_zincblende(5.6), PARAMS)
+    assert np.allclose(loaded.proba(query), memory.with_settings(tau=0.03).proba(query))
+    short = PdfMemory.load(tmp_path / FILENAME, npoints=120)
+    assert short.npoints == 120 and short.proba(query[:120]).argmax() == 2
+    with pytest.raises(ValueError, match="holds 209 grid points"):
+        PdfMemory.load(tmp_path / FILENAME, npoints=400)
+
+
+def test_classes_outside_the_model_are_dropped_and_bad_classes_rejected():
+    curves = np.random.default_rng(1).random((4, 50))
+    mem = build_pdf_memory(curves, np.array([0, -1, 1, 1]), 2, 1.5, 0.1)
+    assert mem.classes.tolist() == [0, 1, 1]
+    with pytest.raises(ValueError, match="classes"):
+        PdfMemory(curves.astype(np.uint8), np.array([0, 1, 2, 5]), 3, 1.5, 0.1)
+
+
+def test_two_stage_search_agrees_with_brute_force_correlations():
+    rng = np.random.default_rng(3)
+    base = pdf.simulate(_rocksalt(5.64, "Na", "Cl"), PARAMS)
+    others = [pdf.simulate(_zincblende(a), PARAMS) for a in (5.0, 5.4, 5.8)]
+    # 60 curves: noisy copies of three zincblendes and one rocksalt at an index of its own
+    curves = np.stack([o + rng.normal(0, 0.3, o.size) for o in others for _ in range(20)])
+    curves = np.insert(curves, 37, base, axis=0)
+    classes = np.array([1] * 37 + [0] + [1] * 23)
+    mem = build_pdf_memory(curves, classes, 2, PARAMS.rmin, PARAMS.rstep).with_settings(k=5)
+    query = pdf.simulate(_rocksalt(5.9, "K", "Cl"), PARAMS)
+    exact = mem.with_settings(search_dims=0).neighbours(query)
+    staged = mem.with_settings(search_dims=8, shortlist=6).neighbours(query)
+    assert exact[1][0, 0] == staged[1][0, 0] == 37
+    assert np.allclose(exact[0][0, 0], staged[0][0, 0], atol=1e-5)
+    # the similarity is the best Pearson correlation over the stretches, on the window
+    idx = mem.window(0, mem.npoints)
+    stored = mem.curves[37, idx].astype(float)
+    best = max(
+        np.corrcoef(np.interp(mem.r[idx] * s, mem.r, query), stored)[0, 1] for s in mem.scales
+    )
+    assert exact[0][0, 0] == pytest.approx(best, abs=1e-4)
