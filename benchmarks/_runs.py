@@ -89,3 +89,39 @@ def uncalibrated_test_rows(ds, families) -> tuple[np.ndarray, int]:
         for model in family:
             used |= used_for_calibration(model.manifest, ds.ids[test])
     return test[~used], int(used.sum())
+
+
+@dataclass
+class MemoryTestRows:
+    """A model with a PDF memory and the clean mpts52 test rows of its groups that it was
+    not calibrated on: their dataset rows, model inputs ``X`` and class indices ``y``."""
+
+    model: Any
+    dataset: Any
+    rows: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+
+
+def pdf_memory_test_rows(model_name: str, dataset: Path, mpts52: Path) -> MemoryTestRows:
+    """:class:`MemoryTestRows` of ``model_name`` (exits with a one-line error when the model
+    has no PDF memory) on the test split of ``dataset`` (rows whose ids ``mpts52`` holds)."""
+    from pdfsg.artifact import load_model
+    from pdfsg.calibration import used_for_calibration
+    from pdfsg.datasets import read_dataset
+    from pdfsg.preprocess import normalize_minmax
+
+    model = load_model(model_name)
+    if model.pdf_memory is None:
+        raise SystemExit(f"--model {model_name}: has no PDF memory")
+    ds = read_dataset(dataset)
+    mp52 = set(map(str, read_dataset(mpts52).ids))
+    held = used_for_calibration(model.manifest, ds.ids)
+    rows = np.array(
+        [i for i in np.flatnonzero(ds.split == 1) if str(ds.ids[i]) in mp52 and not held[i]]
+    )
+    index = {int(v): i for i, v in enumerate(model.labels)}
+    y = np.array([index.get(int(g), -1) for g in ds.y[rows]])
+    rows, y = rows[y >= 0], y[y >= 0]
+    X = normalize_minmax(ds.G[rows][:, : model.params.npoints]).astype(np.float32)
+    return MemoryTestRows(model, ds, rows, X, y)

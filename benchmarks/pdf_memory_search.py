@@ -30,11 +30,9 @@ SETTINGS = ((0, 0), (32, 256), (48, 256), (48, 512), (64, 512))
 
 
 def main() -> None:
-    from pdfsg.artifact import load_model
-    from pdfsg.calibration import used_for_calibration
-    from pdfsg.datasets import read_dataset
+    from _runs import pdf_memory_test_rows
+
     from pdfsg.models import limit_threads
-    from pdfsg.preprocess import normalize_minmax
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dataset", type=Path)
@@ -45,20 +43,9 @@ def main() -> None:
     args = ap.parse_args()
     limit_threads(1)
 
-    model = load_model(args.model)
+    test = pdf_memory_test_rows(args.model, args.dataset, args.mpts52)
+    model, rows, X, y = test.model, test.rows[: args.rows], test.X[: args.rows], test.y[: args.rows]
     memory = model.pdf_memory
-    if memory is None:
-        raise SystemExit(f"--model {args.model}: has no PDF memory")
-    ds = read_dataset(args.dataset)
-    mp52 = set(map(str, read_dataset(args.mpts52).ids))
-    held_out = used_for_calibration(model.manifest, ds.ids)
-    rows = [i for i in np.flatnonzero(ds.split == 1) if str(ds.ids[i]) in mp52 and not held_out[i]][
-        : args.rows
-    ]
-    rows = np.asarray(rows)
-    X = normalize_minmax(ds.G[rows][:, : model.params.npoints]).astype(np.float32)
-    index = {int(v): i for i, v in enumerate(model.labels)}
-    y = np.array([index.get(int(g), -1) for g in ds.y[rows]])
 
     results, exact = [], None
     for dims, shortlist in SETTINGS:

@@ -194,7 +194,7 @@ def test_training_ids_are_recorded_and_overlap_is_warned(trained, tmp_path, caps
 
 
 #: the family default.json names
-DEFAULT_FAMILY = "pdfsg-v7"
+DEFAULT_FAMILY = "pdfsg-v8"
 
 
 def test_evaluate_takes_the_shipped_names_and_lists_them(tmp_path, capsys):
@@ -224,10 +224,10 @@ def test_evaluate_takes_the_shipped_names_and_lists_them(tmp_path, capsys):
         results[name] = doc["top_k_accuracy"]
     assert results["pdfsg-v2-r30"] == results["pdfsg-v2"]
 
-    assert main(["evaluate", str(data), "--model", "pdfsg-v9"]) == 2
+    assert main(["evaluate", str(data), "--model", "pdfsg-v99"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "model 'pdfsg-v9' not found" in err and "shipped: default, shipped" in err
+    assert "model 'pdfsg-v99' not found" in err and "shipped: default, shipped" in err
     assert "pdfsg-v2" in err and "pdfsg-v3-r30" in err
     # the shipped default, an ensemble, evaluates too (its members record the training ids)
     assert main(["evaluate", str(data), "--model", "shipped"]) == 0

@@ -10,7 +10,13 @@ from pymatgen.core import Lattice, Structure
 
 from pdfsg import pdf
 from pdfsg.params import PdfParams
-from pdfsg.pdf_memory import FILENAME, PdfMemory, build_pdf_memory, product
+from pdfsg.pdf_memory import (
+    FILENAME,
+    TWO_STAGE_FROM,
+    PdfMemory,
+    build_pdf_memory,
+    product,
+)
 
 PARAMS = PdfParams()
 
@@ -36,7 +42,7 @@ def memory() -> PdfMemory:
         [
             pdf.simulate(s, PARAMS)
             for s in (_rocksalt(5.64, "Na", "Cl"), _cesium_chloride(4.12), _zincblende(5.41))
-        ]  # fmt: skip
+        ]
     )
     return build_pdf_memory(
         curves, np.array([0, 1, 2]), 3, PARAMS.rmin, PARAMS.rstep
@@ -117,7 +123,10 @@ def test_two_stage_search_agrees_with_brute_force_correlations():
     mem = build_pdf_memory(curves, classes, 2, PARAMS.rmin, PARAMS.rstep).with_settings(k=5)
     query = pdf.simulate(_rocksalt(5.9, "K", "Cl"), PARAMS)
     exact = mem.with_settings(search_dims=0).neighbours(query)
-    staged = mem.with_settings(search_dims=8, shortlist=6).neighbours(query)
+    # a series of queries (the two-stage search starts at TWO_STAGE_FROM of them)
+    series = np.tile(query, (TWO_STAGE_FROM, 1))
+    staged = mem.with_settings(search_dims=8, shortlist=6).neighbours(series)
+    assert np.array_equal(staged[1][0], staged[1][-1])
     assert exact[1][0, 0] == staged[1][0, 0] == 37
     assert np.allclose(exact[0][0, 0], staged[0][0, 0], atol=1e-5)
     # the similarity is the best Pearson correlation over the stretches, on the window
@@ -127,3 +136,32 @@ def test_two_stage_search_agrees_with_brute_force_correlations():
         np.corrcoef(np.interp(mem.r[idx] * s, mem.r, query), stored)[0, 1] for s in mem.scales
     )
     assert exact[0][0, 0] == pytest.approx(best, abs=1e-4)
+
+
+def test_the_shipped_family_votes_with_its_pdf_memory():
+    """The default family's models (r <= 30 and r <= 20 A) share one memory file; a measured-
+    like rock-salt curve (fine grid from ~0, Qmax 26, Qdamp 0.03) of a compound made up here
+    (KBr-like cell) finds rock-salt training curves, and the memory moves the answer."""
+    from pdfsg.predict import Predictor
+    from pdfsg.preprocess import prepare_input
+
+    predictor = Predictor.load()
+    memories = [getattr(m, "pdf_memory", None) for m in predictor.models]
+    if any(m is None for m in memories):
+        pytest.skip("the shipped family has no PDF memory")
+    files = {m.manifest["pdf_memory"]["file"] for m in predictor.models}
+    assert len({(Path(m.manifest["_folder"]) / f).resolve() for m in predictor.models
+                for f in [m.manifest["pdf_memory"]["file"]]}) == 1, files  # fmt: skip
+    measured = PdfParams(rmin=0.01, rmax=30.0, rstep=0.01, qmin=0.8, qmax=26.0, qdamp=0.03,
+                         uiso=0.005)  # fmt: skip
+    g = pdf.simulate(_rocksalt(6.6, "K", "Br"), measured)
+    model = predictor.models[0]
+    x = prepare_input(measured.r_grid(), g, model.params)
+    sims, best = model.pdf_memory.neighbours(x.x, x.start_index)
+    labels = np.asarray(model.labels)
+    assert sims[0, 0] > 0.9
+    assert (labels[model.pdf_memory.classes[best[0, :10]]] == 225).mean() >= 0.5
+    with_memory = model.predict_proba(x.x[None], x.start_index, calibrated=False)
+    without = model.predict_proba(x.x[None], x.start_index, calibrated=False, memory=False)
+    assert labels[with_memory.argmax()] == 225
+    assert not np.allclose(with_memory, without)

@@ -120,7 +120,7 @@ variants of every mpts52 training structure (variants 20-27)::
     python tools/shipped_model.py install work/v6-r30 work/v6-r20 --name pdfsg-v6-net
     # ensembles, family and card as for pdfsg-v5, with v6 for v5 in every name
 
-pdfsg-v7, the default, fine-tunes pdfsg-v6-net for 2 more epochs (peak rate 5e-4) on the same
+pdfsg-v7 fine-tunes pdfsg-v6-net for 2 more epochs (peak rate 5e-4) on the same
 data with measurement effects drawn on the fly for 40 % of each batch's rows, so that the
 clean-only variants are seen measured-like too::
 
@@ -133,6 +133,25 @@ clean-only variants are seen measured-like too::
     python tools/shipped_model.py install work/v7-r30 work/v7-r20 --name pdfsg-v7-net
     # ensembles, family (--default), benchmarks/experimental.py and card as for pdfsg-v5,
     # with v7 for v5 in every name
+
+pdfsg-v8, the default, is pdfsg-v7 with a PDF memory (:mod:`pdfsg.pdf_memory`): the clean
+curves of the real, prototype and WBM training rows and of the first 12 variants of every
+mpts52 training structure (82,887 curves of the 113 groups), the nearest of which vote for
+their space groups; its settings are chosen on the ensemble's calibration rows, then the
+calibration is refitted.  The r <= 20 A model shares the r <= 30 A model's curves::
+
+    for R in 30 20; do
+      python tools/shipped_model.py ensemble $P/pdfsg-v7-net-r$R $P/pdfsg-v3-net-r$R \
+          $P/pdfsg-v2-r$R --out $P/pdfsg-v8-r$R --memory-from work/v7-r$R \
+          --dataset work/mp_all.h5 --calibrate-on work/mpts52_all.h5 --calibration top-label
+    done
+    python tools/shipped_model.py pdf-memory $P/pdfsg-v8-r30 --pool work/mp_all.h5 \
+        work/wbm_all.h5 work/protos2_all.h5 work/var_mpts52_all.h5 --dataset work/mp_all.h5 \
+        --calibrate-on work/mpts52_all.h5 --calibration top-label
+    python tools/shipped_model.py pdf-memory $P/pdfsg-v8-r20 --share $P/pdfsg-v8-r30 \
+        --dataset work/mp_all.h5 --calibrate-on work/mpts52_all.h5 --calibration top-label
+    python tools/shipped_model.py family pdfsg-v8 pdfsg-v8-r30 pdfsg-v8-r20 --default
+    # benchmarks/experimental.py and the card as for pdfsg-v5, with v8 for v5
 
 pdfsg-v4 and pdfsg-v5 are steps of this chain and are no longer shipped (pdfsg-v6-net, the
 start of pdfsg-v7, is); their measurements stay in ``benchmarks/results/all_groups.md``.
@@ -790,7 +809,7 @@ def _held_out_test_rows(ds, fraction: float, calibrate_on: str | None) -> np.nda
 
 
 PDF_MEMORY_GRID = {
-    "k": (10, 20),
+    "k": (10, 20, 50),
     "tau": (0.02, 0.04),
     "floor_similarity": (0.5, 0.8, 0.9),
     "power": (0.25, 0.5, 0.75, 1.0),
@@ -1092,6 +1111,12 @@ def cmd_card(args: argparse.Namespace) -> None:
             "settings": "measurement-realism copies of the test structures (pdfsg.augment)",
             **_scores(model, Xa, ya, ds.formula[parent]),
         }
+        if mp52:
+            m = np.array([str(ds.ids[i]) in mp52 for i in parent])
+            metrics["mpts52_test_augmented"] = {
+                "settings": "measurement-realism copies of the mpts52 test structures",
+                **_scores(model, Xa[m], ya[m], ds.formula[parent][m]),
+            }
         manifest_path = folder / "manifest.json"
         manifest = json.loads(manifest_path.read_text())
         if experimental:
@@ -1203,6 +1228,21 @@ def _memory_line(manifest: dict) -> list[str]:
     ]
 
 
+def _pdf_memory_line(manifest: dict) -> list[str]:
+    mem = manifest.get("pdf_memory")
+    if not mem:
+        return []
+    pool = ", ".join(f"{Path(p['file']).name} ({p['kept']:,})" for p in mem["pool"])
+    lo, hi, n = mem["scales"]
+    return [
+        f"- **PDF memory** (`pdfsg.pdf_memory`): {mem['curves']:,} clean training curves "
+        f"({pool}); every answer is the product of the networks' and the vote of the "
+        f"{mem['k']} curves most correlated with the query, its r axis stretched by "
+        f"{lo:g}-{hi:g} ({n} steps) (power {mem['power']:g}, tau {mem['tau']:g}, floor "
+        f"similarity {mem['floor_similarity']:g}; {mem['chosen_by']})."
+    ]
+
+
 def _metric_rows(m: dict) -> list[str]:
     rows = []
     names = {
@@ -1210,6 +1250,7 @@ def _metric_rows(m: dict) -> list[str]:
         "mpts52_test": "mpts52 rows of the test split (like the hidden test set)",
         "mpts52_test_45_groups": "the mpts52 test rows of the paper's 45 groups",
         "real_structures_test_augmented": "test structures, measurement-like copies",
+        "mpts52_test_augmented": "mpts52 test structures, measurement-like copies",
     }
     for key, title in names.items():
         if key not in m:
@@ -1267,6 +1308,7 @@ def write_card(folder: Path, manifest: dict, composition_dim: int = 0) -> None:
         "clean (paper Table 2 settings) and in 4 measurement-realism copies (`pdfsg.augment`).",
         *_source_lines(manifest),
         *_memory_line(manifest),
+        *_pdf_memory_line(manifest),
         "- **Recipe**: `tools/shipped_model.py` (every step, resumable).",
         "",
         "## Measured accuracy",
