@@ -165,3 +165,78 @@ def test_the_shipped_family_votes_with_its_pdf_memory():
     without = model.predict_proba(x.x[None], x.start_index, calibrated=False, memory=False)
     assert labels[with_memory.argmax()] == 225
     assert not np.allclose(with_memory, without)
+
+
+def _bump_dataset(path: Path, labels=(2, 14, 62), per_class: int = 30) -> Path:
+    """Curves of class-dependent Gaussian bumps (a quarter of them test rows), formula NaCl."""
+    from pdfsg.datasets import write_dataset_file
+
+    r = PARAMS.r_grid()
+    centres = np.random.default_rng(7).uniform(3, 28, size=(len(labels), 5))
+    rng = np.random.default_rng(0)
+    G, groups, split = [], [], []
+    for c, label in enumerate(labels):
+        for i in range(per_class):
+            g = sum(
+                np.exp(-0.5 * ((r - mu) / 0.2) ** 2) for mu in centres[c] + rng.normal(0, 0.05, 5)
+            )
+            G.append(g + 0.02 * rng.normal(size=r.size))
+            groups.append(label)
+            split.append(1 if i < per_class // 4 else 0)
+    order = np.argsort(split, kind="stable")
+    return write_dataset_file(
+        path,
+        ids=[f"bump-{i}" for i in range(len(groups))],
+        formula=["NaCl"] * len(groups),
+        space_group=np.asarray(groups)[order],
+        G=np.asarray(G, dtype=np.float32)[order],
+        split=np.asarray(split, dtype=np.int8)[order],
+        params=PARAMS,
+        manifest={"label_set": "synthetic", "labels": list(labels), "source": {"kind": "bumps"}},
+    )
+
+
+def test_the_recipe_step_gives_an_ensemble_a_tuned_memory_and_recalibrates(tmp_path: Path):
+    import sys
+
+    from conftest import make_logreg_model
+
+    from pdfsg.artifact import load_model
+    from pdfsg.datasets import read_dataset
+    from pdfsg.preprocess import normalize_minmax
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    try:
+        from shipped_model import main
+    finally:
+        sys.path.pop(0)
+    data = _bump_dataset(tmp_path / "bumps.h5")
+    member = make_logreg_model(tmp_path / "member", (2, 14, 62))
+    out = tmp_path / "ens"
+    main(["ensemble", str(member), "--out", str(out), "--dataset", str(data)])
+    with pytest.raises(SystemExit, match="give --pool datasets or --share"):
+        main(["pdf-memory", str(out), "--dataset", str(data)])
+    main(["pdf-memory", str(out), "--pool", str(data), "--dataset", str(data)])
+
+    model = load_model(out)
+    entry = model.manifest["pdf_memory"]
+    assert entry["file"] == FILENAME and entry["curves"] == 69  # the training rows
+    assert entry["pool"] == [{"file": str(data), "rows": 69, "kept": 69}]
+    assert model.manifest["calibration"]["modes"]["g_only"]["temperature"] > 0
+    ds = read_dataset(data)
+    test = np.flatnonzero(ds.split == 1)
+    X = normalize_minmax(ds.G[test]).astype(np.float32)
+    y = ds.class_index()[test]
+    # the random member alone is near chance; its memory finds each bump pattern's class
+    alone = model.predict_proba(X, memory=False).argmax(axis=1)
+    assert (model.predict_proba(X).argmax(axis=1) == y).mean() == 1.0
+    assert (alone == y).mean() < 0.7
+
+    # another ensemble of the same grid shares the file instead of a copy
+    other = tmp_path / "ens2"
+    main(["ensemble", str(member), "--out", str(other), "--dataset", str(data)])
+    main(["pdf-memory", str(other), "--share", str(out), "--dataset", str(data)])
+    shared = load_model(other)
+    assert not (other / FILENAME).exists()
+    assert shared.manifest["pdf_memory"]["file"] == f"../ens/{FILENAME}"
+    assert (shared.predict_proba(X).argmax(axis=1) == y).mean() == 1.0

@@ -19,8 +19,8 @@ The combination is a product of experts, like :mod:`pdfsg.composition_memory`'s:
 
     p(group | G, ...) ∝ p_model(group | G, ...) · p_memory(group | G)^power
 
-``k``, ``tau`` and ``power`` are chosen on rows that neither the networks nor the memory saw
-(``tools/shipped_model.py pdf-memory``).  The curves are stored as 8-bit integers of the
+``k``, ``tau``, the floor and ``power`` are chosen on rows that neither the networks nor the
+memory saw (``tools/shipped_model.py pdf-memory``).  The curves are stored as 8-bit integers of the
 min-max normalised G(r) on the model's grid (``pdf_memory.npz``, plain arrays, no pickle);
 the correlation does not see the quantisation (steps of 1/255 of the curve's range).
 """
@@ -136,12 +136,16 @@ class PdfMemory:
         return idx if idx.size >= _MIN_WINDOW_POINTS else None
 
     def _pool_window(self, idx: np.ndarray) -> dict:
-        """The pool's curves on the window, z-scored (``"Z"``, (m, w)), cached."""
+        """The pool's curves on the window, z-scored (``"Z"``, (m, w)), cached (one window
+        at a time: a different one is rare).  The entry is returned, not read back, so that
+        a concurrent call (the web server's threads) never finds the cache emptied."""
         key = (int(idx[0]), int(idx[-1]))
-        if key not in self._pool:
-            self._pool.clear()  # one window at a time: a different one is rare
-            self._pool[key] = {"Z": _zscore(self.curves[:, idx[0] : idx[-1] + 1])}
-        return self._pool[key]
+        entry = self._pool.get(key)
+        if entry is None:
+            entry = {"Z": _zscore(self.curves[:, idx[0] : idx[-1] + 1])}
+            self._pool.clear()
+            self._pool[key] = entry
+        return entry
 
     def _axes(self, pool: dict) -> tuple[np.ndarray, np.ndarray] | None:
         """The ``search_dims`` principal axes of a sample of the window's curves (w, d) and
@@ -183,13 +187,14 @@ class PdfMemory:
         best = np.empty((X.shape[0], k), np.int64)
         for i in range(0, X.shape[0], batch):
             xb = X[i : i + batch]
-            # the query stretched by each scale, z-scored: (scales, b, w)
+            # the query stretched by each scale, z-scored: (scales, b, w); float32, as float64
+            # would make every product below a float64 one
             Q = np.stack(
                 [
                     _zscore(np.stack([np.interp(self.r[idx] * s, r_query, x) for x in xb]))
                     for s in self.scales
                 ]
-            ).astype(np.float32)  # float64 here would make every product a float64 one
+            ).astype(np.float32)
             cand = None
             if axes is None:
                 top = _running_max(Q, Z.T)
