@@ -3,9 +3,10 @@
 The shipped ensemble (its networks, composition memory and PDF-memory settings) with PDF
 memories of growing pools of training curves (the training rows of the datasets named by
 each ``--pool``, in order; every pool repeats the previous one), scored on the clean mpts52
-test rows it was not calibrated on: top-1 / top-6 of the memory's vote alone and of the
-whole answer with the row's composition (uncalibrated probabilities: calibration does not
-change their order), over the model's groups.
+test rows it was not calibrated on: top-1 / top-6 of the memory's vote alone (the nearest
+curves) and of the whole answer with the row's composition (that vote and the formula-type
+vote; uncalibrated probabilities: calibration does not change their order), over the
+model's groups.
 
 Usage::
 
@@ -43,7 +44,7 @@ def main() -> None:
     from pdfsg.composition_vector import encode_formulas
     from pdfsg.datasets import read_dataset
     from pdfsg.models import limit_threads
-    from pdfsg.pdf_memory import build_pdf_memory, product
+    from pdfsg.pdf_memory import build_pdf_memory
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dataset", type=Path)
@@ -65,7 +66,7 @@ def main() -> None:
     results = [{"pool": "none", "curves": 0, "answer": _top(base, y)}]
     print(results[-1], flush=True)
 
-    curves, classes = [], []
+    curves, classes, compositions = [], [], []
     for step, group in enumerate(args.pool):
         names = []
         for path in group:
@@ -73,20 +74,22 @@ def main() -> None:
             train = np.flatnonzero(pds.split == 0)
             curves.append(pds.G[train][:, : grid.npoints])
             classes.append(np.array([index.get(int(g), -1) for g in pds.y[train]]))
+            compositions.append(encode_formulas(pds.formula[train]))
             names.append(path.name)
         t0 = time.time()
         memory = build_pdf_memory(
             np.concatenate(curves), np.concatenate(classes), len(model.labels), grid.rmin,
-            grid.rstep,
+            grid.rstep, np.concatenate(compositions),
         ).with_settings(k=shipped.k, tau=shipped.tau, power=shipped.power,
-                        floor_similarity=shipped.floor_similarity)  # fmt: skip
+                        floor_similarity=shipped.floor_similarity, type_k=shipped.type_k,
+                        type_tau=shipped.type_tau, type_power=shipped.type_power)  # fmt: skip
         vote = memory.proba(X)
         results.append(
             {
                 "pool": ("+ " if step else "") + " + ".join(names),
                 "curves": int(memory.classes.size),
                 "vote": _top(vote, y),
-                "answer": _top(product(base, vote, memory.power), y),
+                "answer": _top(memory.combine(base, X, comp=comp), y),
                 "seconds": round(time.time() - t0, 1),
             }
         )

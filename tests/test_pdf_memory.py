@@ -240,3 +240,39 @@ def test_the_recipe_step_gives_an_ensemble_a_tuned_memory_and_recalibrates(tmp_p
     assert not (other / FILENAME).exists()
     assert shared.manifest["pdf_memory"]["file"] == f"../ens/{FILENAME}"
     assert (shared.predict_proba(X).argmax(axis=1) == y).mean() == 1.0
+
+
+def test_formula_types_anonymise_the_stoichiometry_and_ignore_dopants():
+    from pdfsg.composition_vector import encode, encode_formulas
+    from pdfsg.pdf_memory import formula_type
+
+    types = [formula_type(c) for c in encode_formulas(["SrTiO3", "BaZrO3", "Fe2O3", "Pt", "NaCl"])]
+    assert types == ["3:1:1", "3:1:1", "1.5:1", "1", "1:1"]
+    assert formula_type(encode({"Na": 0.98, "K": 0.02, "Cl": 1.0})) == "1:1"  # 1 % dopant
+    assert formula_type(encode(None)) is None
+
+
+def test_the_type_vote_finds_the_siblings_of_the_query_stoichiometry(memory, tmp_path: Path):
+    from pdfsg.composition_vector import encode_formulas
+
+    # a rock salt's curve; among the AB curves the memory holds the rock salt and CsCl,
+    # among A curves nothing: the type vote picks rock salt, and abstains for an element
+    curves = memory.curves.astype(np.float32)
+    typed = build_pdf_memory(curves, memory.classes, 3, PARAMS.rmin, PARAMS.rstep,
+                             encode_formulas(["NaCl", "CsCl", "ZnS"])).with_settings(
+        type_k=2, type_power=1.0)  # fmt: skip
+    assert typed.type_names == ("1:1",) and typed.types.tolist() == [0, 0, 0]
+    query = pdf.simulate(_rocksalt(5.9, "K", "Cl"), PARAMS)[None, :]
+    sims, best = typed.type_neighbours(query, encode_formulas(["KCl"]))
+    assert best[0, 0] == 0 and sims[0, 0] > 0.85 and sims[0, 1] < sims[0, 0] - 0.2
+    assert typed.type_vote(sims, best).argmax() == 0
+    sims, best = typed.type_neighbours(query, encode_formulas(["K"]))
+    assert (best == -1).all()
+    flat = typed.type_vote(sims, best)
+    assert np.allclose(flat, 1 / 3)
+    # the product: with the composition the type vote joins the PDF vote; saved and loaded
+    both = typed.combine(np.full((1, 3), 1 / 3), query, comp=encode_formulas(["KCl"]))
+    assert both.argmax() == 0
+    typed.save(tmp_path)
+    loaded = PdfMemory.load(tmp_path / FILENAME)
+    assert loaded.type_names == ("1:1",) and loaded.type_power == 1.0

@@ -813,6 +813,9 @@ PDF_MEMORY_GRID = {
     "tau": (0.02, 0.04),
     "floor_similarity": (0.5, 0.8, 0.9),
     "power": (0.25, 0.5, 0.75, 1.0),
+    "type_k": (10, 20),
+    "type_tau": (0.02, 0.04),
+    "type_power": (0.0, 0.1, 0.25, 0.5),
 }
 
 
@@ -844,12 +847,13 @@ def cmd_pdf_memory(args: argparse.Namespace) -> None:
     else:
         if not args.pool:
             raise SystemExit("pdf-memory: give --pool datasets or --share a model folder")
-        curves, classes, pool = [], [], []
+        curves, classes, compositions, pool = [], [], [], []
         for name in args.pool:
             pds = read_dataset(name)
             train = np.flatnonzero(pds.split == 0)
             curves.append(pds.G[train][:, : grid.npoints])
             classes.append(_class_indices(pds.y[train], model.labels))
+            compositions.append(encode_formulas(pds.formula[train]))
             pool.append(
                 {"file": name, "rows": int(train.size), "kept": int((classes[-1] >= 0).sum())}
             )
@@ -859,6 +863,7 @@ def cmd_pdf_memory(args: argparse.Namespace) -> None:
             len(model.labels),
             grid.rmin,
             grid.rstep,
+            np.concatenate(compositions),
         )
         file = FILENAME
         memory.save(folder)
@@ -896,23 +901,48 @@ def cmd_pdf_memory(args: argparse.Namespace) -> None:
                           f"top-1 {top1:.3f}")  # fmt: skip
     nll, k, tau, floor, power, top1 = min(scores)
     before = {m: round(float((p.argmax(axis=1) == y).mean()), 4) for m, p in nets.items()}
+    # the formula-type vote, for rows with a known composition, on top of the chosen vote
+    chosen = memory.with_settings(k=k, tau=tau, floor_similarity=floor)
+    comp = encode_formulas(ds.formula[rows])
+    with_comp = product(nets["composition"], chosen.vote(sims, best), power)
+    wide_type = memory.with_settings(type_k=max(PDF_MEMORY_GRID["type_k"]))
+    type_found = wide_type.type_neighbours(X, comp)
+    type_scores = [(float("inf"), 10, 0.04, 0.0)]  # no type vote when the memory has no types
+    for type_k in PDF_MEMORY_GRID["type_k"] if type_found is not None else ():
+        for type_tau in PDF_MEMORY_GRID["type_tau"]:
+            settings = {"type_k": type_k, "type_tau": type_tau, "floor_similarity": floor}
+            tvote = memory.with_settings(**settings).type_vote(*type_found)
+            for type_power in PDF_MEMORY_GRID["type_power"]:
+                p = product(with_comp, tvote, type_power)
+                p = apply_temperature(p, fit_temperature(p, y))
+                tnll = negative_log_likelihood(p, y)
+                type_scores.append((tnll, type_k, type_tau, type_power))
+                print(f"  type vote k={type_k} tau={type_tau} power={type_power}: NLL "
+                      f"{tnll:.4f}, top-1 {float((p.argmax(axis=1) == y).mean()):.3f}")  # fmt: skip
+    _, type_k, type_tau, type_power = min(type_scores)
     manifest["pdf_memory"] = {
         "file": file,
         "k": k,
         "tau": tau,
         "power": power,
         "floor_similarity": floor,
+        "type_k": type_k,
+        "type_tau": type_tau,
+        "type_power": type_power,
+        "formula_types": len(memory.type_names),
         "scales": [min(memory.scales), max(memory.scales), len(memory.scales)],
         "curves": int(memory.classes.size),
         "pool": pool,
         "chosen_by": f"NLL after temperature scaling of the combination (mean of both input "
-        f"modes) on {rows.size} calibration rows of the ensemble",
+        f"modes; the type vote's with the composition) on {rows.size} calibration rows of "
+        "the ensemble",
         "calibration_rows_top1": {"without": before, "with (mean of modes)": round(top1, 4)},
     }
     path.write_text(json.dumps(manifest, indent=1) + "\n")
     print(
         f"chose k={k} tau={tau} floor={floor} power={power}: NLL {nll:.4f}, "
-        f"top-1 {top1:.3f} (without: {before})"
+        f"top-1 {top1:.3f} (without: {before}); type vote k={type_k} tau={type_tau} "
+        f"power={type_power}"
     )
     rows = _held_out_test_rows(ds, args.cal_fraction, args.calibrate_on)
     where = (

@@ -15,14 +15,22 @@ types only coarsely; the memory keeps every training curve and, for a query, fin
   exp((ρ − 1) / tau), plus a floor of exp((floor_similarity − 1) / tau) spread over all
   groups, so that a query nothing resembles gets a flat answer.
 
+When the sample's composition is known, a second vote comes from the ``type_k`` most
+similar curves among those of the same *formula type* (the stoichiometry with the elements
+anonymised: AB2, ABC3; :func:`formula_type`): the nearest curves overall are often of
+related structures with another stoichiometry (an ordered superstructure for an element),
+the nearest of the query's own stoichiometry are its likeliest siblings.
+
 The combination is a product of experts, like :mod:`pdfsg.composition_memory`'s:
 
     p(group | G, ...) ∝ p_model(group | G, ...) · p_memory(group | G)^power
+                        · p_type(group | G, formula type)^type_power
 
-``k``, ``tau``, the floor and ``power`` are chosen on rows that neither the networks nor the
-memory saw (``tools/shipped_model.py pdf-memory``).  The curves are stored as 8-bit integers of the
-min-max normalised G(r) on the model's grid (``pdf_memory.npz``, plain arrays, no pickle);
-the correlation does not see the quantisation (steps of 1/255 of the curve's range).
+``k``, ``tau``, the floor, ``power`` and the type vote's settings are chosen on rows that
+neither the networks nor the memory saw (``tools/shipped_model.py pdf-memory``).  The
+curves are stored as 8-bit integers of the min-max normalised G(r) on the model's grid
+(``pdf_memory.npz``, plain arrays, no pickle); the correlation does not see the
+quantisation (steps of 1/255 of the curve's range).
 """
 
 from __future__ import annotations
@@ -69,6 +77,26 @@ def quantize(curves: np.ndarray) -> np.ndarray:
     return np.round((curves - lo) / span * 255.0).astype(np.uint8)
 
 
+#: species below this share of the atoms are left out of a formula type (dopants)
+TYPE_MIN_FRACTION = 0.04
+
+
+def formula_type(comp: np.ndarray) -> str | None:
+    """The formula type of a composition vector (:mod:`pdfsg.composition_vector`): its
+    sorted atom fractions, species under ``TYPE_MIN_FRACTION`` left out, as multiples of
+    the smallest rounded to halves (``"3:1:1"`` for ABC3, ``"1.5:1"`` for A2B3); None for
+    an unknown composition."""
+    from pdfsg.composition_vector import N_SORTED
+
+    comp = np.asarray(comp, dtype=np.float64)
+    if comp[-1] <= 0:
+        return None
+    frac = comp[-1 - N_SORTED : -1]
+    frac = frac[frac >= TYPE_MIN_FRACTION * frac.sum()]
+    ratio = np.round(frac / frac.min() * 2.0) / 2.0
+    return ":".join(f"{x:g}" for x in ratio)
+
+
 @dataclass
 class PdfMemory:
     """Training curves (``curves``, (m, npoints) uint8 on the grid ``rmin + rstep · i``) and
@@ -87,6 +115,12 @@ class PdfMemory:
     scales: tuple[float, ...] = DEFAULT_SCALES
     search_dims: int = 64
     shortlist: int = 512
+    #: per curve, the index of its formula type in ``type_names`` (None: no type vote)
+    types: np.ndarray | None = None
+    type_names: tuple[str, ...] = ()
+    type_k: int = 10
+    type_tau: float = 0.04
+    type_power: float = 0.0
     _pool: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -97,6 +131,11 @@ class PdfMemory:
         if self.classes.size and (self.classes.min() < 0 or self.classes.max() >= self.n_classes):
             raise ValueError("memory classes must lie in 0 … n_classes - 1")
         self.scales = tuple(float(s) for s in self.scales)
+        if self.types is not None:
+            self.types = np.asarray(self.types, dtype=np.int64)
+            if self.types.shape != self.classes.shape:
+                raise ValueError("memory types must hold one formula type per curve")
+            self.type_names = tuple(str(t) for t in self.type_names)
 
     @property
     def npoints(self) -> int:
@@ -111,11 +150,14 @@ class PdfMemory:
         shortlist (sharing the cached windows when the search is the same)."""
         fields = {"k": self.k, "tau": self.tau, "power": self.power,
                   "floor_similarity": self.floor_similarity, "search_dims": self.search_dims,
-                  "shortlist": self.shortlist, **settings}  # fmt: skip
-        for name in ("k", "search_dims", "shortlist"):
+                  "shortlist": self.shortlist, "type_k": self.type_k,
+                  "type_tau": self.type_tau, "type_power": self.type_power,
+                  **settings}  # fmt: skip
+        for name in ("k", "search_dims", "shortlist", "type_k"):
             fields[name] = int(fields[name])
         out = PdfMemory(self.curves, self.classes, self.n_classes, self.rmin, self.rstep,
-                        window_min=self.window_min, scales=self.scales, **fields)  # fmt: skip
+                        window_min=self.window_min, scales=self.scales, types=self.types,
+                        type_names=self.type_names, **fields)  # fmt: skip
         if (out.search_dims, out.shortlist) == (self.search_dims, self.shortlist):
             out._pool = self._pool
         return out
@@ -187,14 +229,7 @@ class PdfMemory:
         best = np.empty((X.shape[0], k), np.int64)
         for i in range(0, X.shape[0], batch):
             xb = X[i : i + batch]
-            # the query stretched by each scale, z-scored: (scales, b, w); float32, as float64
-            # would make every product below a float64 one
-            Q = np.stack(
-                [
-                    _zscore(np.stack([np.interp(self.r[idx] * s, r_query, x) for x in xb]))
-                    for s in self.scales
-                ]
-            ).astype(np.float32)
+            Q = self._stretched(xb, r_query, idx)
             cand = None
             if axes is None:
                 top = _running_max(Q, Z.T)
@@ -211,6 +246,58 @@ class PdfMemory:
             sims[i : i + batch] = np.take_along_axis(val, order, axis=1)
             best[i : i + batch] = np.take_along_axis(part, order, axis=1)
         return sims, best
+
+    def _stretched(self, X: np.ndarray, r_query: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """The queries stretched by each scale on the window, z-scored: (scales, n, w);
+        float32, as float64 would make every product with the pool a float64 one."""
+        return np.stack(
+            [
+                _zscore(np.stack([np.interp(self.r[idx] * s, r_query, x) for x in X]))
+                for s in self.scales
+            ]
+        ).astype(np.float32)
+
+    def type_neighbours(
+        self, X: np.ndarray, comp: np.ndarray, start: int = 0
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ``type_k`` most similar training curves of each query row among those of its
+        formula type (exact search over them): (similarities, indices), each (n, type_k),
+        -1 / index -1 where a row has no composition, a type the memory lacks, or fewer
+        curves of it; None when the memory has no types or the queries cover too little r."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float32))
+        idx = self.window(start, X.shape[1])
+        if idx is None or self.types is None:
+            return None
+        Z = self._pool_window(idx)["Z"]
+        r_query = self.r[start : start + X.shape[1]]
+        code = {name: i for i, name in enumerate(self.type_names)}
+        wanted = np.array([code.get(formula_type(c), -1) for c in np.atleast_2d(comp)])
+        sims = np.full((X.shape[0], self.type_k), -1.0, np.float32)
+        best = np.full((X.shape[0], self.type_k), -1, np.int64)
+        for t in np.unique(wanted[wanted >= 0]):
+            rows = np.flatnonzero(wanted == t)
+            members = np.flatnonzero(self.types == t)
+            k = min(self.type_k, members.size)
+            top = _running_max(self._stretched(X[rows], r_query, idx), Z[members].T)
+            part = np.argpartition(-top, k - 1, axis=1)[:, :k]
+            val = np.take_along_axis(top, part, axis=1)
+            order = np.argsort(-val, axis=1)
+            sims[rows, :k] = np.take_along_axis(val, order, axis=1)
+            best[rows, :k] = members[np.take_along_axis(part, order, axis=1)]
+        return sims, best
+
+    def type_vote(self, sims: np.ndarray, best: np.ndarray) -> np.ndarray:
+        """(n, n_classes) probabilities from :meth:`type_neighbours` (its first ``type_k``,
+        weights exp((ρ − 1) / type_tau), the same floor as :meth:`vote`); a flat row where a
+        query has no neighbour of its type."""
+        sims, best = sims[:, : self.type_k], best[:, : self.type_k]
+        found = best >= 0
+        w = np.where(found, np.exp((sims.astype(np.float64) - 1.0) / self.type_tau), 0.0)
+        floor = np.exp((self.floor_similarity - 1.0) / self.type_tau) / self.n_classes
+        p = np.full((sims.shape[0], self.n_classes), floor)
+        rows = np.repeat(np.arange(sims.shape[0]), sims.shape[1])
+        np.add.at(p, (rows, self.classes[np.where(found, best, 0)].ravel()), w.ravel())
+        return p / p.sum(axis=1, keepdims=True)
 
     def proba(self, X: np.ndarray, start: int = 0) -> np.ndarray | None:
         """(n, n_classes) group probabilities of the query curves (module docstring), or
@@ -230,11 +317,26 @@ class PdfMemory:
         np.add.at(p, (rows, self.classes[best].ravel()), w.ravel())
         return p / p.sum(axis=1, keepdims=True)
 
-    def combine(self, proba_model: np.ndarray, X: np.ndarray, start: int = 0) -> np.ndarray:
-        """The product of experts (module docstring); the model's answer unchanged where
-        the memory abstains."""
+    def combine(
+        self,
+        proba_model: np.ndarray,
+        X: np.ndarray,
+        start: int = 0,
+        comp: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The product of experts (module docstring): the vote of the nearest curves, and for
+        rows with a known composition (``comp``, composition vectors) the vote of the
+        nearest of their formula type; the model's answer unchanged where the memory
+        abstains."""
         pm = self.proba(X, start)
-        return proba_model if pm is None else product(proba_model, pm, self.power)
+        if pm is None:
+            return proba_model
+        out = product(proba_model, pm, self.power)
+        if comp is not None and self.type_power > 0:
+            found = self.type_neighbours(X, comp, start)
+            if found is not None:
+                out = product(out, self.type_vote(*found), self.type_power)
+        return out
 
     # ------------------------------------------------------------------ storage
 
@@ -252,6 +354,12 @@ class PdfMemory:
             settings=np.array(
                 [self.k, self.tau, self.power, self.floor_similarity, self.window_min]
             ),
+            type_settings=np.array([self.type_k, self.type_tau, self.type_power]),
+            **(
+                {}
+                if self.types is None
+                else {"types": self.types.astype(np.int32), "type_names": np.array(self.type_names)}
+            ),
         )
         return path
 
@@ -265,12 +373,18 @@ class PdfMemory:
             rmin, rstep = (float(v) for v in z["grid"])
             scales = tuple(float(s) for s in z["scales"])
             k, tau, power, floor, wmin = (float(v) for v in z["settings"])
+            type_settings = z["type_settings"] if "type_settings" in z.files else [10, 0.04, 0]
+            type_k, type_tau, type_power = (float(v) for v in type_settings)
+            types = z["types"] if "types" in z.files else None
+            type_names = tuple(z["type_names"].tolist()) if "type_names" in z.files else ()
         if npoints is not None:
             if npoints > curves.shape[1]:
                 raise ValueError(f"{path}: holds {curves.shape[1]} grid points, not {npoints}")
             curves = curves[:, :npoints]
         return cls(curves, classes, n_classes, rmin, rstep, k=int(k), tau=tau, power=power,
-                   floor_similarity=floor, window_min=wmin, scales=scales)  # fmt: skip
+                   floor_similarity=floor, window_min=wmin, scales=scales, types=types,
+                   type_names=type_names, type_k=int(type_k), type_tau=type_tau,
+                   type_power=type_power)  # fmt: skip
 
 
 def product(proba_model: np.ndarray, proba_memory: np.ndarray, power: float) -> np.ndarray:
@@ -282,10 +396,24 @@ def product(proba_model: np.ndarray, proba_memory: np.ndarray, power: float) -> 
 
 
 def build_pdf_memory(
-    curves: np.ndarray, classes: np.ndarray, n_classes: int, rmin: float, rstep: float
+    curves: np.ndarray,
+    classes: np.ndarray,
+    n_classes: int,
+    rmin: float,
+    rstep: float,
+    compositions: np.ndarray | None = None,
 ) -> PdfMemory:
     """A memory of training curves (G(r) or its min-max normalised form, (m, npoints) on the
-    grid ``rmin + rstep · i``); rows with class -1 (groups the model lacks) are dropped."""
+    grid ``rmin + rstep · i``); rows with class -1 (groups the model lacks) are dropped.
+    With ``compositions`` (their composition vectors, :mod:`pdfsg.composition_vector`) the
+    memory also knows each curve's formula type (the type vote)."""
     classes = np.asarray(classes, dtype=np.int64)
     keep = classes >= 0
-    return PdfMemory(quantize(np.asarray(curves)[keep]), classes[keep], n_classes, rmin, rstep)
+    types, names = None, ()
+    if compositions is not None:
+        keys = [formula_type(c) for c in np.asarray(compositions)[keep]]
+        names = tuple(sorted({k for k in keys if k is not None}))
+        code = {name: i for i, name in enumerate(names)}
+        types = np.array([code.get(k, -1) for k in keys], dtype=np.int64)
+    return PdfMemory(quantize(np.asarray(curves)[keep]), classes[keep], n_classes, rmin, rstep,
+                     types=types, type_names=names)  # fmt: skip

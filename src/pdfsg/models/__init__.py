@@ -138,7 +138,8 @@ def _load_pdf_memory(manifest: dict[str, Any], npoints: int) -> Any:
     path = (Path(folder) / entry["file"]).resolve()
     if not path.is_file():
         raise ModelError(f"{path}: missing (the manifest lists a PDF memory)")
-    settings = {k: entry[k] for k in ("k", "tau", "power", "floor_similarity") if k in entry}
+    names = ("k", "tau", "power", "floor_similarity", "type_k", "type_tau", "type_power")
+    settings = {k: entry[k] for k in names if k in entry}
     return PdfMemory.load(path, npoints=npoints).with_settings(**settings)
 
 
@@ -245,10 +246,10 @@ class _Calibrated:
         X: np.ndarray | None = None,
         start: int = 0,
     ) -> np.ndarray:
-        """The PDF memory (every row of ``X``), the composition memory (rows with a known
-        composition), then the temperature."""
+        """The PDF memory (every row of ``X``; its formula-type vote for rows with a known
+        composition), the composition memory (those rows), then the temperature."""
         if memory and X is not None and self.pdf_memory is not None:
-            out = self.pdf_memory.combine(out, X, start)
+            out = self.pdf_memory.combine(out, X, start, comp)
         if memory:
             out = _with_memory(out, comp, self.composition_memory)
         return _calibrate(out, comp, self.calibration) if calibrated else out
