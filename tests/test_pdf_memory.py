@@ -246,8 +246,9 @@ def test_formula_types_anonymise_the_stoichiometry_and_ignore_dopants():
     from pdfsg.composition_vector import encode, encode_formulas
     from pdfsg.pdf_memory import formula_type
 
-    types = [formula_type(c) for c in encode_formulas(["SrTiO3", "BaZrO3", "Fe2O3", "Pt", "NaCl"])]
-    assert types == ["3:1:1", "3:1:1", "1.5:1", "1", "1:1"]
+    formulas = ["SrTiO3", "BaZrO3", "Fe2O3", "Fe3O4", "Pt", "NaCl"]
+    types = [formula_type(c) for c in encode_formulas(formulas)]
+    assert types == ["3:1:1", "3:1:1", "3:2", "4:3", "1", "1:1"]
     assert formula_type(encode({"Na": 0.98, "K": 0.02, "Cl": 1.0})) == "1:1"  # 1 % dopant
     assert formula_type(encode(None)) is None
 
@@ -276,3 +277,17 @@ def test_the_type_vote_finds_the_siblings_of_the_query_stoichiometry(memory, tmp
     typed.save(tmp_path)
     loaded = PdfMemory.load(tmp_path / FILENAME)
     assert loaded.type_names == ("1:1",) and loaded.type_power == 1.0
+
+
+def test_a_nominal_composition_takes_the_nearest_formula_type(memory):
+    from pdfsg.composition_vector import encode_formulas
+
+    curves = memory.curves.astype(np.float32)
+    typed = build_pdf_memory(curves, memory.classes, 3, PARAMS.rmin, PARAMS.rstep,
+                             encode_formulas(["IrTe2", "NaCl", "CuIr2S4"]))  # fmt: skip
+    names = typed.type_names
+    queries = ["Ir0.8Rh0.2Te2", "Na0.97K0.03Cl", "CuIr1.76Cr0.24S4", "Fe0.95O", "Pt", "Fe3O4"]
+    codes = typed._type_codes(encode_formulas(queries))
+    assert [names[c] if c >= 0 else None for c in codes] == [
+        "2:1", "1:1", "4:2:1", "1:1", None, None
+    ]  # fmt: skip

@@ -137,8 +137,9 @@ clean-only variants are seen measured-like too::
 pdfsg-v8, the default, is pdfsg-v7 with a PDF memory (:mod:`pdfsg.pdf_memory`): the clean
 curves of the real, prototype and WBM training rows and of the first 12 variants of every
 mpts52 training structure (82,887 curves of the 113 groups), the nearest of which vote for
-their space groups; its settings are chosen on the ensemble's calibration rows, then the
-calibration is refitted.  The r <= 20 A model shares the r <= 30 A model's curves::
+their space groups, and with a known composition also the nearest of the sample's formula
+type; its settings are chosen on the ensemble's calibration rows, then the calibration is
+refitted.  The r <= 20 A model shares the r <= 30 A model's curves::
 
     for R in 30 20; do
       python tools/shipped_model.py ensemble $P/pdfsg-v7-net-r$R $P/pdfsg-v3-net-r$R \
@@ -1270,6 +1271,13 @@ def _pdf_memory_line(manifest: dict) -> list[str]:
         f"{mem['k']} curves most correlated with the query, its r axis stretched by "
         f"{lo:g}-{hi:g} ({n} steps) (power {mem['power']:g}, tau {mem['tau']:g}, floor "
         f"similarity {mem['floor_similarity']:g}; {mem['chosen_by']})."
+        + (
+            f" With a known composition also the vote of the {mem['type_k']} most correlated "
+            f"curves of the sample's formula type ({mem['formula_types']} types; power "
+            f"{mem['type_power']:g}, tau {mem['type_tau']:g})."
+            if mem.get("type_power")
+            else ""
+        )
     ]
 
 

@@ -79,22 +79,47 @@ def quantize(curves: np.ndarray) -> np.ndarray:
 
 #: species below this share of the atoms are left out of a formula type (dopants)
 TYPE_MIN_FRACTION = 0.04
+#: a composition off its type's stoichiometry by at most this L1 distance of the sorted
+#: atom fractions (Fe0.95O: 0.03 from FeO) takes that type
+TYPE_MATCH_DISTANCE = 0.06
+
+
+def _integer_ratio(frac: np.ndarray) -> tuple[int, ...]:
+    """Fractions (sorted, > 0) as the smallest whole-number ratio within 2 % (up to
+    multiples of 12; beyond, the nearest ratio at 12)."""
+    ratio = frac / frac.min()
+    for m in range(1, 13):
+        scaled = ratio * m
+        if np.all(np.abs(scaled - np.round(scaled)) <= 0.02 * scaled):
+            return tuple(int(x) for x in np.round(scaled))
+    return tuple(int(x) for x in np.round(ratio * 12))
+
+
+def _type_name(frac: np.ndarray) -> str:
+    frac = np.sort(frac[frac > 0])[::-1]
+    frac = frac[frac >= TYPE_MIN_FRACTION * frac.sum()]
+    return ":".join(str(x) for x in _integer_ratio(frac))
 
 
 def formula_type(comp: np.ndarray) -> str | None:
     """The formula type of a composition vector (:mod:`pdfsg.composition_vector`): its
-    sorted atom fractions, species under ``TYPE_MIN_FRACTION`` left out, as multiples of
-    the smallest rounded to halves (``"3:1:1"`` for ABC3, ``"1.5:1"`` for A2B3); None for
-    an unknown composition."""
+    sorted atom fractions, species under ``TYPE_MIN_FRACTION`` left out, as the smallest
+    whole-number ratio (``"3:1:1"`` for ABC3, ``"3:2"`` for A2B3, ``"4:3"`` for A3B4);
+    None for an unknown composition."""
     from pdfsg.composition_vector import N_SORTED
 
     comp = np.asarray(comp, dtype=np.float64)
     if comp[-1] <= 0:
         return None
-    frac = comp[-1 - N_SORTED : -1]
-    frac = frac[frac >= TYPE_MIN_FRACTION * frac.sum()]
-    ratio = np.round(frac / frac.min() * 2.0) / 2.0
-    return ":".join(f"{x:g}" for x in ratio)
+    return _type_name(comp[-1 - N_SORTED : -1])
+
+
+def _type_fractions(name: str, size: int) -> np.ndarray:
+    """The sorted atom fractions of a formula type name (``"3:1:1"``), zero-padded."""
+    ratio = np.array([float(x) for x in name.split(":")])
+    out = np.zeros(size)
+    out[: ratio.size] = ratio / ratio.sum()
+    return out
 
 
 @dataclass
@@ -270,8 +295,7 @@ class PdfMemory:
             return None
         Z = self._pool_window(idx)["Z"]
         r_query = self.r[start : start + X.shape[1]]
-        code = {name: i for i, name in enumerate(self.type_names)}
-        wanted = np.array([code.get(formula_type(c), -1) for c in np.atleast_2d(comp)])
+        wanted = self._type_codes(np.atleast_2d(comp))
         sims = np.full((X.shape[0], self.type_k), -1.0, np.float32)
         best = np.full((X.shape[0], self.type_k), -1, np.int64)
         for t in np.unique(wanted[wanted >= 0]):
@@ -285,6 +309,46 @@ class PdfMemory:
             sims[rows, :k] = np.take_along_axis(val, order, axis=1)
             best[rows, :k] = members[np.take_along_axis(part, order, axis=1)]
         return sims, best
+
+    def _type_codes(self, comp: np.ndarray) -> np.ndarray:
+        """Per composition vector the index of its formula type in ``type_names``, -1 for
+        none or an unknown composition.  A type the memory lacks is looked for as a solid
+        solution (two species merged into one site: Ir0.8Rh0.2Te2 as IrTe2,
+        (Ba0.5Sr0.5)TiO3 as BaTiO3), then off its stoichiometry (the nearest type within
+        ``TYPE_MATCH_DISTANCE``)."""
+        from pdfsg.composition_vector import N_SORTED
+
+        code = {name: i for i, name in enumerate(self.type_names)}
+        if "_type_fractions" not in self._pool:
+            self._pool["_type_fractions"] = np.stack(
+                [_type_fractions(n, N_SORTED) for n in self.type_names]
+            )
+        table = self._pool["_type_fractions"]
+        out = np.full(comp.shape[0], -1, dtype=np.int64)
+        for i, c in enumerate(comp):
+            name = formula_type(c)
+            if name is None:
+                continue
+            frac = np.asarray(c[-1 - N_SORTED : -1], dtype=np.float64)
+            frac = frac[frac > 0] / frac[frac > 0].sum()
+            # the merge of the smallest pair first: substituents are usually the minority
+            pairs = sorted(
+                ((a, b) for a in range(frac.size) for b in range(a + 1, frac.size)),
+                key=lambda ab: frac[ab[0]] + frac[ab[1]],
+            )
+            merged = [
+                _type_name(np.append(np.delete(frac, [a, b]), frac[a] + frac[b])) for a, b in pairs
+            ]
+            found = [code[n] for n in [name, *merged] if n in code]
+            if found:
+                out[i] = found[0]
+                continue
+            padded = np.zeros(N_SORTED)
+            padded[: frac.size] = np.sort(frac)[::-1]
+            distance = np.abs(table - padded).sum(axis=1)
+            if distance.min() <= TYPE_MATCH_DISTANCE:
+                out[i] = int(distance.argmin())
+        return out
 
     def type_vote(self, sims: np.ndarray, best: np.ndarray) -> np.ndarray:
         """(n, n_classes) probabilities from :meth:`type_neighbours` (its first ``type_k``,
