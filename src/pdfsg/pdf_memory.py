@@ -319,11 +319,10 @@ class PdfMemory:
         from pdfsg.composition_vector import N_SORTED
 
         code = {name: i for i, name in enumerate(self.type_names)}
-        if "_type_fractions" not in self._pool:
-            self._pool["_type_fractions"] = np.stack(
-                [_type_fractions(n, N_SORTED) for n in self.type_names]
-            )
-        table = self._pool["_type_fractions"]
+        table = self._pool.get("_type_fractions")  # a local: the cache may be emptied meanwhile
+        if table is None:
+            table = np.stack([_type_fractions(n, N_SORTED) for n in self.type_names])
+            self._pool["_type_fractions"] = table
         out = np.full(comp.shape[0], -1, dtype=np.int64)
         for i, c in enumerate(comp):
             name = formula_type(c)
