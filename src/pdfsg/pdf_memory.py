@@ -353,10 +353,15 @@ class PdfMemory:
         """(n, n_classes) probabilities from :meth:`type_neighbours` (its first ``type_k``,
         weights exp((ρ − 1) / type_tau), the same floor as :meth:`vote`); a flat row where a
         query has no neighbour of its type."""
-        sims, best = sims[:, : self.type_k], best[:, : self.type_k]
+        return self._vote(sims, best, self.type_k, self.type_tau)
+
+    def _vote(self, sims: np.ndarray, best: np.ndarray, k: int, tau: float) -> np.ndarray:
+        """The first ``k`` neighbours (index -1: none) vote exp((ρ − 1) / tau) each for
+        their class, over a floor of exp((floor_similarity − 1) / tau) spread over all."""
+        sims, best = sims[:, :k], best[:, :k]
         found = best >= 0
-        w = np.where(found, np.exp((sims.astype(np.float64) - 1.0) / self.type_tau), 0.0)
-        floor = np.exp((self.floor_similarity - 1.0) / self.type_tau) / self.n_classes
+        w = np.where(found, np.exp((sims.astype(np.float64) - 1.0) / tau), 0.0)
+        floor = np.exp((self.floor_similarity - 1.0) / tau) / self.n_classes
         p = np.full((sims.shape[0], self.n_classes), floor)
         rows = np.repeat(np.arange(sims.shape[0]), sims.shape[1])
         np.add.at(p, (rows, self.classes[np.where(found, best, 0)].ravel()), w.ravel())
@@ -372,13 +377,7 @@ class PdfMemory:
         """(n, n_classes) probabilities from the first ``k`` neighbours of
         :meth:`neighbours` (similarities, indices); a search for more neighbours serves
         every smaller ``k``."""
-        sims, best = sims[:, : self.k], best[:, : self.k]
-        w = np.exp((sims.astype(np.float64) - 1.0) / self.tau)
-        floor = np.exp((self.floor_similarity - 1.0) / self.tau) / self.n_classes
-        p = np.full((sims.shape[0], self.n_classes), floor)
-        rows = np.repeat(np.arange(sims.shape[0]), sims.shape[1])
-        np.add.at(p, (rows, self.classes[best].ravel()), w.ravel())
-        return p / p.sum(axis=1, keepdims=True)
+        return self._vote(sims, best, self.k, self.tau)
 
     def combine(
         self,
