@@ -719,7 +719,7 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
     members may have trained on the validation rows, e.g. pdfsg-v2's). Those test rows are
     named in the manifest and left out of every reported metric."""
     from pdfsg.artifact import FORMAT, FORMAT_VERSION, load_model
-    from pdfsg.calibration import in_share, negative_log_likelihood
+    from pdfsg.calibration import negative_log_likelihood
     from pdfsg.composition_memory import FILENAME
     from pdfsg.composition_vector import encode_formulas
     from pdfsg.datasets import read_dataset
@@ -757,13 +757,7 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
     ds = read_dataset(args.dataset)
-    rows = np.array(
-        [
-            i
-            for i in np.flatnonzero(ds.split == 1)
-            if in_share(str(ds.ids[i]), args.cal_fraction, "cal")
-        ]
-    )
+    rows = _held_out_test_rows(ds, args.cal_fraction, None)
     model = load_model(out)
     if memory_src is not None:  # the memory's weight for this ensemble, on the same rows
         mem_rows, y = _model_rows(ds, rows, model.labels)
@@ -783,16 +777,7 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
             "NLL of the ensemble's combination on its calibration rows"
         )
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    where = (
-        f"{args.cal_fraction:.0%} of the clean test split by id hash (seed 'cal'), left out "
-        "of every reported test metric"
-    )
-    rule = {"held_out_test_rows": {"fraction": args.cal_fraction, "seed": "cal"}}
-    if args.calibrate_on:  # fit on those of the held-out rows only (all stay out of metrics)
-        ids = set(map(str, read_dataset(args.calibrate_on).ids))
-        rows = np.array([i for i in rows if str(ds.ids[i]) in ids], dtype=np.int64)
-        where += f"; fitted on those of {Path(args.calibrate_on).name} only"
-    _fit_calibration(out, ds, rows, where, 0.1, extra=rule, method=args.calibration)
+    rows = _fit_held_out_calibration(out, ds, args)
     print(f"wrote {out}: {len(members)} members, calibrated on {rows.size} test rows")
 
 
@@ -807,6 +792,22 @@ def _held_out_test_rows(ds, fraction: float, calibrate_on: str | None) -> np.nda
         ids = set(map(str, read_dataset(calibrate_on).ids))
         rows = [i for i in rows if str(ds.ids[i]) in ids]
     return np.asarray(rows, dtype=np.int64)
+
+
+def _fit_held_out_calibration(folder: Path, ds, args: argparse.Namespace) -> np.ndarray:
+    """Fit ``folder``'s calibration on its held-out test rows (``--cal-fraction``, with
+    ``--calibrate-on`` only those of that dataset; all of the fraction stay out of every
+    reported metric); the rows it was fitted on."""
+    rows = _held_out_test_rows(ds, args.cal_fraction, args.calibrate_on)
+    where = (
+        f"{args.cal_fraction:.0%} of the clean test split by id hash (seed 'cal'), left out "
+        "of every reported test metric"
+    )
+    if args.calibrate_on:
+        where += f"; fitted on those of {Path(args.calibrate_on).name} only"
+    rule = {"held_out_test_rows": {"fraction": args.cal_fraction, "seed": "cal"}}
+    _fit_calibration(folder, ds, rows, where, 0.1, extra=rule, method=args.calibration)
+    return rows
 
 
 PDF_MEMORY_GRID = {
@@ -875,14 +876,13 @@ def cmd_pdf_memory(args: argparse.Namespace) -> None:
         ds, _held_out_test_rows(ds, args.cal_fraction, args.calibrate_on), model.labels
     )
     X, _ = _clean_rows(ds, rows, grid.npoints)
+    comp = encode_formulas(ds.formula[rows])
     wide = memory.with_settings(k=max(PDF_MEMORY_GRID["k"]))
     t0 = time.time()
     sims, best = wide.neighbours(X)
     print(f"neighbours of {rows.size} rows: {time.time() - t0:.0f} s", flush=True)
     nets = {
-        "composition": model.predict_proba(
-            X, comp=encode_formulas(ds.formula[rows]), calibrated=False
-        ),
+        "composition": model.predict_proba(X, comp=comp, calibrated=False),
         "g_only": model.predict_proba(X, calibrated=False),
     }
     scores = []
@@ -904,7 +904,6 @@ def cmd_pdf_memory(args: argparse.Namespace) -> None:
     before = {m: round(float((p.argmax(axis=1) == y).mean()), 4) for m, p in nets.items()}
     # the formula-type vote, for rows with a known composition, on top of the chosen vote
     chosen = memory.with_settings(k=k, tau=tau, floor_similarity=floor)
-    comp = encode_formulas(ds.formula[rows])
     with_comp = product(nets["composition"], chosen.vote(sims, best), power)
     wide_type = memory.with_settings(type_k=max(PDF_MEMORY_GRID["type_k"]))
     type_found = wide_type.type_neighbours(X, comp)
@@ -945,15 +944,7 @@ def cmd_pdf_memory(args: argparse.Namespace) -> None:
         f"top-1 {top1:.3f} (without: {before}); type vote k={type_k} tau={type_tau} "
         f"power={type_power}"
     )
-    rows = _held_out_test_rows(ds, args.cal_fraction, args.calibrate_on)
-    where = (
-        f"{args.cal_fraction:.0%} of the clean test split by id hash (seed 'cal'), left out "
-        "of every reported test metric"
-    )
-    if args.calibrate_on:
-        where += f"; fitted on those of {Path(args.calibrate_on).name} only"
-    rule = {"held_out_test_rows": {"fraction": args.cal_fraction, "seed": "cal"}}
-    _fit_calibration(folder, ds, rows, where, 0.1, extra=rule, method=args.calibration)
+    _fit_held_out_calibration(folder, ds, args)
 
 
 def cmd_combine(args: argparse.Namespace) -> None:
