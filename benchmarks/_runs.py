@@ -78,6 +78,16 @@ def rank_of(result, space_group: int) -> int | None:
     return order.index(space_group) + 1 if space_group in order else None
 
 
+def top_k_hits(
+    proba: np.ndarray, labels: np.ndarray, truth: np.ndarray, ks=(1, 2, 3, 4, 5, 6)
+) -> dict[str, float]:
+    """top-k accuracy of rows whose true group (a space-group number) may lie outside
+    ``labels`` (then never a hit)."""
+    order = np.argsort(-proba, axis=1)[:, : max(ks)]
+    hit = np.asarray(labels)[order] == np.asarray(truth)[:, None]
+    return {str(k): round(float(hit[:, :k].any(axis=1).mean()), 4) for k in ks}
+
+
 def uncalibrated_test_rows(ds, families) -> tuple[np.ndarray, int]:
     """The test rows of ``ds`` that no model of ``families`` (lists of loaded models) was
     calibrated on, and how many were left out for that reason."""
@@ -107,7 +117,6 @@ def pdf_memory_test_rows(model_name: str, dataset: Path, mpts52: Path) -> Memory
     """:class:`MemoryTestRows` of ``model_name`` (exits with a one-line error when the model
     has no PDF memory) on the test split of ``dataset`` (rows whose ids ``mpts52`` holds)."""
     from pdfsg.artifact import load_model
-    from pdfsg.calibration import used_for_calibration
     from pdfsg.datasets import read_dataset
     from pdfsg.preprocess import normalize_minmax
 
@@ -116,10 +125,8 @@ def pdf_memory_test_rows(model_name: str, dataset: Path, mpts52: Path) -> Memory
         raise SystemExit(f"--model {model_name}: has no PDF memory")
     ds = read_dataset(dataset)
     mp52 = set(map(str, read_dataset(mpts52).ids))
-    held = used_for_calibration(model.manifest, ds.ids)
-    rows = np.array(
-        [i for i in np.flatnonzero(ds.split == 1) if str(ds.ids[i]) in mp52 and not held[i]]
-    )
+    test, _ = uncalibrated_test_rows(ds, [[model]])
+    rows = np.array([i for i in test if str(ds.ids[i]) in mp52])
     index = {int(v): i for i, v in enumerate(model.labels)}
     y = np.array([index.get(int(g), -1) for g in ds.y[rows]])
     rows, y = rows[y >= 0], y[y >= 0]

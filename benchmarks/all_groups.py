@@ -34,17 +34,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
-KS = (1, 2, 3, 4, 5, 6)
-
-
-def _hits(proba: np.ndarray, labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """top-k accuracy of rows whose true group (a space-group number) may lie outside
-    ``labels`` (then never a hit)."""
-    order = np.argsort(-proba, axis=1)[:, : max(KS)]
-    ranked = labels[order]
-    hit = ranked == truth[:, None]
-    return {str(k): round(float(hit[:, :k].any(axis=1).mean()), 4) for k in KS}
-
 
 def _restricted(proba: np.ndarray, labels: np.ndarray, keep: set[int]):
     m = np.array([int(v) in keep for v in labels])
@@ -103,17 +92,19 @@ def score(model, ds, rows: np.ndarray, label: str) -> dict:
         "n_in_45": int(in45.sum()),
         "n_outside_model_groups": int(sum(int(t) not in set(labels.tolist()) for t in truth)),
     }
+    from _runs import top_k_hits  # benchmarks/ is on sys.path (main)
+
     for name, comp in inputs.items():
         p = model.predict_proba(X, comp=comp) if comp is not None else model.predict_proba(X)
         p45, l45 = _restricted(p[in45], labels, paper45)
         out[name] = {
-            "all_groups": _hits(p, labels, truth),
-            "45_groups_ranked_among_all": _hits(p[in45], labels, truth[in45]),
-            "45_groups_ranked_among_45": _hits(p45, l45, truth[in45]),
+            "all_groups": top_k_hits(p, labels, truth),
+            "45_groups_ranked_among_all": top_k_hits(p[in45], labels, truth[in45]),
+            "45_groups_ranked_among_45": top_k_hits(p45, l45, truth[in45]),
             "by_crystal_system": {
                 s: {
                     "n": int((systems == s).sum()),
-                    **_hits(p[systems == s], labels, truth[systems == s]),
+                    **top_k_hits(p[systems == s], labels, truth[systems == s]),
                 }
                 for s in sorted(set(systems.tolist()))
             },

@@ -33,9 +33,10 @@ import numpy as np
 
 
 def _top(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    order = np.argsort(-p, axis=1)[:, :6]
-    hit = order == y[:, None]
-    return round(float(hit[:, 0].mean()), 4), round(float(hit.any(axis=1).mean()), 4)
+    from pdfsg.evaluate import top_k_accuracy
+
+    acc = top_k_accuracy(p, y, ks=(1, 6))
+    return round(acc[1], 4), round(acc[6], 4)
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """Accuracy against how far the data reach in r: the shipped families on curves cut short.
 
 The clean mpts52 test rows of a dataset (those neither compared family was calibrated on),
-cut at r_max = 10 … 30 Å and answered as ``pdfsg predict`` answers them: data reaching
-30 Å by a family's r <= 30 Å model, shorter data by its r <= 20 Å model on the grid points
-they cover (the variable-length network, the PDF memory on the window they cover).
+cut at r_max = 10 … 30 Å and answered by the model ``pdfsg predict`` chooses for them
+(``Predictor.choose_model``): the longest-range model whose grid they cover, else the first
+variable-length one on the grid points they cover (the PDF memory on the window they
+cover).
 Top-1 / top-6 over all groups with the row's composition and from G(r) alone; the ranking
 is that of the uncalibrated probabilities (calibration keeps the order).
 
@@ -29,19 +30,13 @@ import numpy as np
 RMAX = (10.0, 12.0, 15.0, 20.0, 25.0, 30.0)
 
 
-def _top(proba: np.ndarray, labels: np.ndarray, truth: np.ndarray) -> list[float]:
-    ranked = labels[np.argsort(-proba, axis=1)[:, :6]]
-    hit = ranked == truth[:, None]
-    return [round(float(hit[:, 0].mean()), 4), round(float(hit.any(axis=1).mean()), 4)]
-
-
 def main() -> None:
-    from pdfsg.artifact import load_model
-    from pdfsg.calibration import used_for_calibration
+    from _runs import top_k_hits, uncalibrated_test_rows
+
     from pdfsg.composition_vector import encode_formulas
     from pdfsg.datasets import read_dataset
     from pdfsg.models import limit_threads
-    from pdfsg.predict import resolve_model_paths
+    from pdfsg.predict import Predictor
     from pdfsg.preprocess import normalize_minmax
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -52,36 +47,28 @@ def main() -> None:
     args = ap.parse_args()
     limit_threads(1)
 
-    families = {}
-    for name in args.family:
-        models = sorted((load_model(p) for p in resolve_model_paths(name)),
-                        key=lambda m: -m.params.rmax)  # fmt: skip
-        families[name] = models
+    families = {name: Predictor.load(name) for name in args.family}
     ds = read_dataset(args.dataset)
     mp52 = set(map(str, read_dataset(args.mpts52).ids))
-    held = np.zeros(len(ds.ids), bool)
-    for models in families.values():
-        for m in models:
-            held |= used_for_calibration(m.manifest, ds.ids)
-    rows = np.array(
-        [i for i in np.flatnonzero(ds.split == 1) if str(ds.ids[i]) in mp52 and not held[i]]
-    )
+    test, _ = uncalibrated_test_rows(ds, [p.models for p in families.values()])
+    rows = np.array([i for i in test if str(ds.ids[i]) in mp52])
     truth = ds.y[rows].astype(int)
     comp = encode_formulas(ds.formula[rows])
     r = ds.params.r_grid()
 
     results = []
-    for name, models in families.items():
+    for name, predictor in families.items():
         for rmax in RMAX:
-            # the longest-range model the data reach, else the shortest one (variable length)
-            model = next((m for m in models if rmax >= m.params.rmax - 1e-9), models[-1])
-            n = min(int(np.sum(r <= rmax + 1e-9)), model.params.npoints)
+            covered = int(np.sum(r <= rmax + 1e-9))
+            model, _ = predictor.choose_model(float(r[covered - 1]))
+            n = min(covered, model.params.npoints)
             X = normalize_minmax(ds.G[rows][:, :n]).astype(np.float32)
             labels = np.asarray(model.labels)
             entry = {"family": name, "rmax": rmax, "model": model.manifest.get("name")}
             for mode, c in (("composition", comp), ("g_only", None)):
                 p = model.predict_proba(X, 0, c, calibrated=False)
-                entry[mode] = _top(p, labels, truth)
+                hits = top_k_hits(p, labels, truth, ks=(1, 6))
+                entry[mode] = [hits["1"], hits["6"]]
             results.append(entry)
             print(entry, flush=True)
 
@@ -90,8 +77,8 @@ def main() -> None:
     (args.out / "short_range.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = [
         f"Data cut at r_max (`benchmarks/short_range.py`): {rows.size} clean mpts52 test rows, "
-        "all groups, top-1 / top-6 [%] with composition | from G(r) alone; the model the "
-        "data reach (r <= 30 Å from 30 Å on, else r <= 20 Å on the points covered).",
+        "all groups, top-1 / top-6 [%] with composition | from G(r) alone; the model "
+        "`pdfsg predict` chooses for them (column `model` of the JSON).",
         "",
         "| family | " + " | ".join(f"{x:g} Å" for x in RMAX) + " |",
         "|---|" + "---|" * len(RMAX),

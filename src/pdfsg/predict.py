@@ -349,8 +349,10 @@ class Predictor:
         """Settings of the main (longest-range) model."""
         return self.models[0].params
 
-    def _choose(self, r_last: float) -> tuple[Any, bool]:
-        """The model whose grid the data cover (longest first); else a variable-length one."""
+    def choose_model(self, r_last: float) -> tuple[Any, bool]:
+        """The model that answers data ending at ``r_last`` [Å]: the first (longest) whose
+        grid they cover, else the first variable-length one on the points they cover; and
+        whether the data cover only part of its grid."""
         for m in self.models:
             if r_last >= m.params.r_grid()[-1] - 0.5 * m.params.rstep:
                 return m, False
@@ -438,7 +440,7 @@ class Predictor:
         g = np.asarray(g, dtype=np.float64)
         if r.size == 0:
             raise PdfFileError(f"{name}: no data points")
-        model, partial = self._choose(float(r[-1]))
+        model, partial = self.choose_model(float(r[-1]))
         prepared = prepare_input(r, g, model.params, qmax_data=qmax, source=name)
         warnings = list(prepared.warnings)
         noise = noise_warning(r, g, qmax or model.params.qmax, name)
