@@ -2,9 +2,10 @@
 
 The clean mpts52 test rows of a dataset (those neither compared family was calibrated on),
 cut at r_max = 10 … 30 Å and answered by the model ``pdfsg predict`` chooses for them
-(``Predictor.choose_model``): the longest-range model whose grid they cover, else the first
-variable-length one on the grid points they cover (the PDF memory on the window they
-cover).
+(``Predictor.choose_model``): the longest-range model whose grid they cover, else the
+variable-length one of the shortest range on the grid points they cover (the PDF memory on
+the window they cover).  Where the data cover no model's grid, every variable-length model
+of the family is scored too (the second table): the measurement behind that choice.
 Top-1 / top-6 over all groups with the row's composition and from G(r) alone; the ranking
 is that of the uncalibrated probabilities (calibration keeps the order).
 
@@ -60,17 +61,27 @@ def main() -> None:
     for name, predictor in families.items():
         for rmax in RMAX:
             covered = int(np.sum(r <= rmax + 1e-9))
-            model, _ = predictor.choose_model(float(r[covered - 1]))
-            n = min(covered, model.params.npoints)
-            X = normalize_minmax(ds.G[rows][:, :n]).astype(np.float32)
-            labels = np.asarray(model.labels)
-            entry = {"family": name, "rmax": rmax, "model": model.manifest.get("name")}
-            for mode, c in (("composition", comp), ("g_only", None)):
-                p = model.predict_proba(X, 0, c, calibrated=False)
-                hits = top_k_hits(p, labels, truth, ks=(1, 6))
-                entry[mode] = [hits["1"], hits["6"]]
-            results.append(entry)
-            print(entry, flush=True)
+            chosen, partial = predictor.choose_model(float(r[covered - 1]))
+            scored = [chosen]
+            if partial:
+                scored += [m for m in predictor.models if m.variable_length and m is not chosen]
+            for model in scored:
+                n = min(covered, model.params.npoints)
+                X = normalize_minmax(ds.G[rows][:, :n]).astype(np.float32)
+                labels = np.asarray(model.labels)
+                entry = {
+                    "family": name,
+                    "rmax": rmax,
+                    "model": model.manifest.get("name"),
+                    "chosen": model is chosen,
+                    "partial": partial,
+                }
+                for mode, c in (("composition", comp), ("g_only", None)):
+                    p = model.predict_proba(X, 0, c, calibrated=False)
+                    hits = top_k_hits(p, labels, truth, ks=(1, 6))
+                    entry[mode] = [hits["1"], hits["6"]]
+                results.append(entry)
+                print(entry, flush=True)
 
     record = {"dataset": str(args.dataset), "rows": int(rows.size), "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -84,15 +95,36 @@ def main() -> None:
         "|---|" + "---|" * len(RMAX),
     ]
     for name in families:
-        cells = []
-        for e in (e for e in results if e["family"] == name):
-            c, g = e["composition"], e["g_only"]
-            cells.append(
-                f"{100 * c[0]:.1f} / {100 * c[1]:.1f} \\| {100 * g[0]:.1f} / {100 * g[1]:.1f}"
-            )
+        cells = [_cell(e) for e in results if e["family"] == name and e["chosen"]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    cuts = sorted({e["rmax"] for e in results if e["partial"]})
+    if cuts:
+        lines += [
+            "",
+            "Data that cover no model's grid, every variable-length model of the family on "
+            "the points covered (* = the one `pdfsg predict` chooses):",
+            "",
+            "| family | model | " + " | ".join(f"{x:g} Å" for x in cuts) + " |",
+            "|---|---|" + "---|" * len(cuts),
+        ]
+        for name in families:
+            models = dict.fromkeys(
+                e["model"] for e in results if e["family"] == name and e["partial"]
+            )
+            for model in models:
+                cells = [
+                    _cell(e) + (" *" if e["chosen"] else "")
+                    for e in results
+                    if e["family"] == name and e["model"] == model and e["partial"]
+                ]
+                lines.append(f"| {name} | {model} | " + " | ".join(cells) + " |")
     (args.out / "short_range.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _cell(e: dict) -> str:
+    c, g = e["composition"], e["g_only"]
+    return f"{100 * c[0]:.1f} / {100 * c[1]:.1f} \\| {100 * g[0]:.1f} / {100 * g[1]:.1f}"
 
 
 if __name__ == "__main__":

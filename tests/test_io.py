@@ -247,6 +247,15 @@ def test_comments_blank_lines_fortran_and_mixed_widths(tmp_path):
     assert m.dg is None  # only some rows have a dG, and it is 0 there
 
 
+def test_a_title_naming_the_material_gives_the_composition_when_the_header_has_none(tmp_path):
+    m = read_pdf_file(write(tmp_path, "si.gr", "#S 1 silicon\n#L r G(r)\n" + rows(R, g_of(R))))
+    assert (m.composition, m.composition_from) == ({"Si": 1.0}, "title")
+    m = read_pdf_file(write(tmp_path, "x3.gr", PDFGETX3_HEADER + rows(R, g_of(R))))
+    assert (m.composition, m.composition_from) == ({"Na": 1.0, "Cl": 1.0}, "header")
+    m = read_pdf_file(write(tmp_path, "plain.gr", "#S 1 scan 7\n#L r G(r)\n" + rows(R, g_of(R))))
+    assert (m.composition, m.composition_from) == (None, None)
+
+
 def test_named_columns_decide_which_is_g(tmp_path):
     text = "#L r dG G\n" + rows(R, 0.01 + 0 * R, g_of(R))
     m = read_pdf_file(write(tmp_path, "order.gr", text))

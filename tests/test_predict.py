@@ -74,6 +74,29 @@ def test_data_that_stop_at_20_angstrom_use_the_short_model(predictor):
     assert 225 in [p.space_group for p in res.predictions]
 
 
+def test_data_that_stop_before_every_grid_use_the_shortest_variable_model(predictor):
+    r, g = _measured_like(rocksalt(), 14.0)
+    short = min(predictor.models, key=lambda m: m.params.rmax)
+    model, partial = predictor.choose_model(float(r[-1]))
+    assert partial and model is short and model.variable_length
+    res = predictor.predict(r, g, source="short14.gr")
+    assert res.model == short.manifest["name"] and res.r[-1] <= 14.0
+    assert 225 in [p.space_group for p in res.predictions]
+
+
+def test_a_file_titled_with_its_material_is_ranked_with_that_composition(predictor, tmp_path):
+    r, g = _measured_like(rocksalt(), 30.0)
+    path = tmp_path / "scan.gr"
+    path.write_text(
+        "#S 1 NaCl\n#L r G(r)\n" + "\n".join(f"{a:.4f} {b:.6f}" for a, b in zip(r, g, strict=True))
+    )
+    res = predictor.predict_file(path)
+    assert res.data_settings["composition_from"] == "title"
+    assert res.data_settings["composition"] == "NaCl" and res.data_settings["composition_used"]
+    assert any("from the title" in n and "--composition" in n for n in res.notes)
+    assert res.predictions[0].space_group == 225
+
+
 def test_data_that_cover_too_little_r_are_refused(predictor):
     r, g = _measured_like(rocksalt(), 8.0)
     with pytest.raises(PdfFileError, match=r"tiny\.gr"):

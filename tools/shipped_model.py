@@ -152,7 +152,10 @@ refitted.  The r <= 20 A model shares the r <= 30 A model's curves::
     python tools/shipped_model.py pdf-memory $P/pdfsg-v8-r20 --share $P/pdfsg-v8-r30 \
         --dataset work/mp_all.h5 --calibrate-on work/mpts52_all.h5 --calibration top-label
     python tools/shipped_model.py family pdfsg-v8 pdfsg-v8-r30 pdfsg-v8-r20 --default
-    # benchmarks/experimental.py and the card as for pdfsg-v5, with v8 for v5
+    # benchmarks/experimental.py and the card as for pdfsg-v5, with v8 for v5; after a
+    # change to how files are read, only the measured-PDF metrics need refreshing:
+    python benchmarks/experimental.py
+    python tools/shipped_model.py measured benchmarks/results/experimental.json --name pdfsg-v8
 
 pdfsg-v4 and pdfsg-v5 are steps of this chain and are no longer shipped (pdfsg-v6-net, the
 start of pdfsg-v7, is); their measurements stay in ``benchmarks/results/all_groups.md``.
@@ -1142,17 +1145,40 @@ def cmd_card(args: argparse.Namespace) -> None:
         manifest_path = folder / "manifest.json"
         manifest = json.loads(manifest_path.read_text())
         if experimental:
-            metrics["measured_pdfs"] = {
-                "n_single_phase": experimental["n_single_phase"],
-                "top6_hits": experimental["top6_hits"],
-                "top1_hits": experimental["top1_hits"],
-                "note": "whole family, files of ../shared/data/experimental, composition from "
-                "the file header when it has one",
-            }
+            metrics["measured_pdfs"] = _measured_entry(experimental)
         manifest["metrics"] = metrics
         manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
         write_card(folder, manifest, int(getattr(model, "composition_dim", 0)))
         print(folder.name, json.dumps(manifest["metrics"]), flush=True)
+
+
+def _measured_entry(experimental: dict) -> dict:
+    """The manifest's ``metrics.measured_pdfs`` from ``benchmarks/experimental.py``'s JSON."""
+    return {
+        "n_single_phase": experimental["n_single_phase"],
+        "top6_hits": experimental["top6_hits"],
+        "top1_hits": experimental["top1_hits"],
+        "note": "whole family, files of ../shared/data/experimental, composition from "
+        "the file header when it has one (a composition line or table, else a title that "
+        "is just the material's name)",
+    }
+
+
+def cmd_measured(args: argparse.Namespace) -> None:
+    """Replace only the measured-PDF entry of each installed model's metrics (and its card)
+    with a new ``benchmarks/experimental.py`` result; every other metric stays."""
+    from pdfsg.artifact import load_model
+    from pdfsg.predict import resolve_model_paths
+
+    experimental = json.loads(Path(args.experimental).read_text())
+    for folder in resolve_model_paths(args.name):
+        manifest_path = folder / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        manifest.setdefault("metrics", {})["measured_pdfs"] = _measured_entry(experimental)
+        manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+        dim = int(getattr(load_model(folder), "composition_dim", 0))
+        write_card(folder, manifest, dim)
+        print(folder.name, json.dumps(manifest["metrics"]["measured_pdfs"]), flush=True)
 
 
 def _train_only_rows(training: dict, kind: str) -> int:
@@ -1504,6 +1530,10 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--mpts52", help="the mpts52 dataset: its ids mark those test rows")
     c.add_argument("--name", default="default")
     c.set_defaults(func=cmd_card)
+    me = sub.add_parser("measured", help="refresh only the measured-PDF metrics and the cards")
+    me.add_argument("experimental", help="benchmarks/results/experimental.json")
+    me.add_argument("--name", default="default")
+    me.set_defaults(func=cmd_measured)
     args = ap.parse_args(argv)
     args.func(args)
 

@@ -21,6 +21,11 @@ compact formula back (``"TiO2"``).
 * PDFgetX2: the ``##### Sample_Setup`` table (``#L symbol valence fractions z ...``);
 * PDFgetN: the ``##### Sample Material`` table (``Element relAtomNum atomMass ...``).
 
+When none of these is there, :func:`composition_from_title` reads a sample title that is
+nothing but a material's name: a SPEC ``#S 1 silicon`` line or a ``title = NaCl`` line whose
+whole text is an element's English name or a formula (never a free-text title such as
+``Ni at 300K``, nor an all-capitals abbreviation such as ``BTO`` or ``YBCO``).
+
 Every problem raises :class:`~pdfsg.errors.CompositionError` with one line that names the
 source (the option, or the file), e.g. ``--composition: cannot read 'Xx2': unknown element
 'Xx'``.  This module imports nothing heavy: the element symbols are kept here, so reading a
@@ -38,6 +43,7 @@ from pdfsg.errors import CompositionError
 __all__ = [
     "ELEMENTS",
     "composition_from_header",
+    "composition_from_title",
     "format_composition",
     "formula_compositions",
     "fractions",
@@ -53,7 +59,30 @@ ELEMENTS: tuple[str, ...] = tuple(
     Cm Bk Cf Es Fm Md No Lr Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts Og
     """.split()
 )
+#: English element names in the same order, for a sample title such as ``#S 1 silicon``
+ELEMENT_NAMES: tuple[str, ...] = tuple(
+    """
+    hydrogen helium lithium beryllium boron carbon nitrogen oxygen fluorine neon sodium
+    magnesium aluminium silicon phosphorus sulfur chlorine argon potassium calcium scandium
+    titanium vanadium chromium manganese iron cobalt nickel copper zinc gallium germanium
+    arsenic selenium bromine krypton rubidium strontium yttrium zirconium niobium molybdenum
+    technetium ruthenium rhodium palladium silver cadmium indium tin antimony tellurium
+    iodine xenon caesium barium lanthanum cerium praseodymium neodymium promethium samarium
+    europium gadolinium terbium dysprosium holmium erbium thulium ytterbium lutetium hafnium
+    tantalum tungsten rhenium osmium iridium platinum gold mercury thallium lead bismuth
+    polonium astatine radon francium radium actinium thorium protactinium uranium neptunium
+    plutonium americium curium berkelium californium einsteinium fermium mendelevium nobelium
+    lawrencium rutherfordium dubnium seaborgium bohrium hassium meitnerium darmstadtium
+    roentgenium copernicium nihonium flerovium moscovium livermorium tennessine oganesson
+    """.split()
+)
 _SYMBOLS = frozenset(ELEMENTS)
+_BY_NAME = {
+    **dict(zip(ELEMENT_NAMES, ELEMENTS, strict=True)),
+    "aluminum": "Al",
+    "cesium": "Cs",
+    "sulphur": "S",
+}
 _BY_LOWER = {s.lower(): s for s in ELEMENTS}
 #: hydrogen isotopes (deuterated samples of neutron work) are read as hydrogen, as pymatgen does
 _ISOTOPES = {"D": "H", "T": "H"}
@@ -358,3 +387,46 @@ def _table(
     if not out:
         return None
     return out
+
+
+_RE_TITLE = re.compile(
+    r"^[ \t]*(?:#S[ \t]+\d+[ \t]+|[#!%]*[ \t]*title[ \t]*[=:][ \t]*)(?P<value>[^\n]*?)[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def composition_from_title(header: str) -> tuple[dict[str, float], str] | None:
+    """The composition a header's sample title names, and the title; None when no title is
+    just a material's name.
+
+    A title is a SPEC scan line ``#S 1 silicon`` or a ``title = ...`` line (PDFgetX2's
+    ``title=``).  It is read when its whole text is an element's English name
+    (``silicon``, ``Nickel``; ``aluminum``, ``cesium`` and ``sulphur`` too) or a formula
+    :func:`parse_composition` reads (``NaCl``, ``CdSe``, ``La0.7Ca0.3MnO3``), except an
+    all-capitals run of letters (``BTO``, ``YBCO``, ``CO``: abbreviations more often than
+    formulas) and formulas with ``D`` or ``T`` (isotopes, or the T of an abbreviation).
+    Free text (``X-ray PDF``, ``Ni at 300K``) is never read.
+    """
+    for m in _RE_TITLE.finditer(header):
+        title = m.group("value").strip().strip("\"'").strip().rstrip(".")
+        found = _title_formula(title)
+        if found is not None:
+            return found, title
+    return None
+
+
+def _title_formula(title: str) -> dict[str, float] | None:
+    if not title or len(title) > 100:
+        return None
+    symbol = _BY_NAME.get(title.lower())
+    if symbol is not None:
+        return {symbol: 1.0}
+    letters = re.sub(r"[^A-Za-z]", "", title)
+    if not letters or (letters.isupper() and len(letters) > 1 and not re.search(r"\d", title)):
+        return None
+    if set(_SYMBOL.findall(title)) & set(_ISOTOPES):
+        return None
+    try:
+        return parse_composition(title, "title")
+    except CompositionError:
+        return None

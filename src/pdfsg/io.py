@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pdfsg.composition import composition_from_header
+from pdfsg.composition import composition_from_header, composition_from_title
 from pdfsg.errors import CompositionError, PdfFileError
 
 __all__ = ["MeasuredPDF", "read_header_value", "read_pdf_file"]
@@ -156,11 +156,16 @@ class MeasuredPDF:
     composition : dict[str, float] or None
         Element -> amount as written in the header (``composition = ...``, PDFgetX2's
         ``Sample_Setup`` or PDFgetN's ``Sample Material`` table; see
-        :func:`pdfsg.composition.composition_from_header`); None when the header gives none
+        :func:`pdfsg.composition.composition_from_header`), else the one a sample title
+        that is just a material's name gives (``#S 1 silicon``:
+        :func:`pdfsg.composition.composition_from_title`); None when the header gives none
         or gives one that cannot be read.
     composition_warning : str or None
         One line saying why the header's composition could not be read (not fatal: the
         curve is still usable, and a composition given by the user replaces it).
+    composition_from : str or None
+        Where ``composition`` was found: ``"header"`` (a composition line or table) or
+        ``"title"``; None without one.
     """
 
     path: str
@@ -174,6 +179,7 @@ class MeasuredPDF:
     header: str
     composition: dict[str, float] | None = None
     composition_warning: str | None = None
+    composition_from: str | None = None
 
 
 def read_pdf_file(path: str | os.PathLike[str]) -> MeasuredPDF:
@@ -255,6 +261,11 @@ def read_pdf_file(path: str | os.PathLike[str]) -> MeasuredPDF:
         composition, composition_warning = composition_from_header(header, name), None
     except CompositionError as exc:
         composition, composition_warning = None, str(exc)
+    composition_from = "header" if composition else None
+    if composition is None and composition_warning is None:
+        titled = composition_from_title(header)
+        if titled is not None:
+            composition, composition_from = titled[0], "title"
     return MeasuredPDF(
         path=name,
         r=r,
@@ -267,6 +278,7 @@ def read_pdf_file(path: str | os.PathLike[str]) -> MeasuredPDF:
         header=header,
         composition=composition,
         composition_warning=composition_warning,
+        composition_from=composition_from,
     )
 
 

@@ -151,7 +151,8 @@ class FileResult(BaseModel):
         description=(
             "the measurement settings used and where each came from: qmax / qmax_from, "
             "qdamp, radiation, composition (compact formula or null), composition_from "
-            "('option': the composition field, 'header': the file, 'none'), composition_used "
+            "('option': the composition field, 'header': the file, 'title': a file title "
+            "that is just the material's name, 'none'), composition_used "
             "(whether the model took it)"
         ),
     )
