@@ -91,6 +91,26 @@ def test_a_short_query_is_compared_over_what_it_covers(memory):
     assert best[0, 0] == 0 and sims[0, 0] > 0.9
 
 
+def test_a_nanoparticle_is_compared_with_the_curves_as_such_a_particle_shows_them(memory):
+    from pdfsg.augment import particle_envelope
+
+    # a 2.5 nm NaCl particle: its G(r) dies out by 25 Å
+    query = pdf.simulate(_rocksalt(5.64, "Na", "Cl"), PARAMS) * particle_envelope(
+        PARAMS.r_grid(), 25.0
+    )
+    bulk_sims, bulk_best = memory.neighbours(query)
+    sims, best = memory.neighbours(query, diameters=np.array([2.5]))
+    assert best[0, 0] == bulk_best[0, 0] == 0
+    assert sims[0, 0] > 0.98 > bulk_sims[0, 0] + 0.05  # like with like
+    # NaN means bulk: the same answer as without diameters, row by row in a mixed batch
+    both = np.stack([query, query])
+    mixed = memory.neighbours(both, diameters=np.array([np.nan, 2.5]))
+    assert mixed[0][0] == pytest.approx(bulk_sims[0]) and mixed[0][1] == pytest.approx(sims[0])
+    p_bulk = memory.combine(np.full((2, 3), 1 / 3), both)
+    p_sized = memory.combine(np.full((2, 3), 1 / 3), both, diameters=np.array([np.nan, 2.5]))
+    assert p_sized[0] == pytest.approx(p_bulk[0]) and p_sized[1, 0] > p_bulk[1, 0]
+
+
 def test_save_and_load_round_trip_and_a_shorter_grid(memory, tmp_path: Path):
     memory.with_settings(tau=0.03, power=0.7).save(tmp_path)
     loaded = PdfMemory.load(tmp_path / FILENAME)

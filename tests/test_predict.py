@@ -97,6 +97,22 @@ def test_a_file_titled_with_its_material_is_ranked_with_that_composition(predict
     assert res.predictions[0].space_group == 225
 
 
+def test_a_nanoparticle_is_ranked_with_its_size_given_to_the_pdf_memory(predictor):
+    from pdfsg.augment import particle_envelope
+    from pdfsg.predict import composition_input
+
+    r, g = _measured_like(rocksalt(), 30.0)
+    res = predictor.predict(r, g * particle_envelope(r, 30.0), qmax=26.0, composition="NaCl")
+    assert res.particle_diameter_nm is not None and 2.0 < res.particle_diameter_nm < 4.5
+    model, _ = predictor.choose_model(float(r[-1]))
+    comp = composition_input(model, {"Na": 1.0, "Cl": 1.0}, "option", "test")[0]
+    sized = model.predict_proba(res.x[None, :], 0, comp, diameters=[res.particle_diameter_nm])
+    as_bulk = model.predict_proba(res.x[None, :], 0, comp)
+    assert np.allclose(res.probabilities, sized[0])
+    assert not np.allclose(sized, as_bulk)
+    assert res.predictions[0].space_group == 225
+
+
 def test_data_that_cover_too_little_r_are_refused(predictor):
     r, g = _measured_like(rocksalt(), 8.0)
     with pytest.raises(PdfFileError, match=r"tiny\.gr"):

@@ -15,6 +15,15 @@ types only coarsely; the memory keeps every training curve and, for a query, fin
   exp((ρ − 1) / tau), plus a floor of exp((floor_similarity − 1) / tau) spread over all
   groups, so that a query nothing resembles gets a flat answer.
 
+A nanoparticle's G(r) dies out with r (the particle's shape function) and correlates
+poorly with bulk curves: the nearest ones are then often structures whose long-range peaks
+are weak for another reason (a light-element superstructure), not the particle's own. When
+the particle's diameter is known (``diameters``, from
+:func:`pdfsg.particle_size.estimate_diameter`), the pool's curves are compared as that
+particle would show them: each times the spherical shape function of that diameter
+(:func:`pdfsg.augment.particle_envelope`) about its zero line (the curve's mean beyond
+``ZERO_FROM`` Å, where G(r) of a crystal oscillates about 0).
+
 When the sample's composition is known, a second vote comes from the ``type_k`` most
 similar curves among those of the same *formula type* (the stoichiometry with the elements
 anonymised: AB2, ABC3; :func:`formula_type`): the nearest curves overall are often of
@@ -45,6 +54,12 @@ DEFAULT_SCALES = tuple(round(0.90 + 0.01 * i, 2) for i in range(21))
 _MIN_WINDOW_POINTS = 24
 #: queries per call from which the search is two-stage (below, the exact one is cheaper)
 TWO_STAGE_FROM = 48
+#: [Å] beyond this r a stored curve's mean is its zero line (for the particle envelope)
+ZERO_FROM = 10.0
+#: particle diameters are rounded to steps of this ratio (one pool window per step)
+DIAMETER_STEP = 1.05
+#: pool windows kept at a time (the bulk one and a particle's, say)
+_CACHED_WINDOWS = 2
 
 
 def _zscore(A: np.ndarray) -> np.ndarray:
@@ -202,17 +217,39 @@ class PdfMemory:
         idx = np.flatnonzero((r >= lo - 1e-9) & (r <= hi + 1e-9))
         return idx if idx.size >= _MIN_WINDOW_POINTS else None
 
-    def _pool_window(self, idx: np.ndarray) -> dict:
-        """The pool's curves on the window, z-scored (``"Z"``, (m, w)), cached (one window
-        at a time: a different one is rare).  The entry is returned, not read back, so that
-        a concurrent call (the web server's threads) never finds the cache emptied."""
-        key = (int(idx[0]), int(idx[-1]))
+    def _pool_window(self, idx: np.ndarray, diameter_nm: float | None = None) -> dict:
+        """The pool's curves on the window, z-scored (``"Z"``, (m, w)); with a particle
+        diameter (rounded, :func:`_diameter_step`) each curve times that particle's shape
+        function about its zero line first (module docstring).  Cached, a few windows at a
+        time; the entry is returned, not read back, so that a concurrent call (the web
+        server's threads) never finds the cache emptied."""
+        key = (int(idx[0]), int(idx[-1]), diameter_nm)
         entry = self._pool.get(key)
         if entry is None:
-            entry = {"Z": _zscore(self.curves[:, idx[0] : idx[-1] + 1])}
-            self._pool.clear()
+            part = self.curves[:, idx[0] : idx[-1] + 1]
+            if diameter_nm is not None:
+                from pdfsg.augment import particle_envelope
+
+                shape = particle_envelope(self.r[idx[0] : idx[-1] + 1], 10.0 * diameter_nm)
+                part = (part - self._zero_levels()[:, None]) * shape.astype(np.float32)
+            entry = {"Z": _zscore(part)}
+            windows = [k for k in self._pool if isinstance(k, tuple)]
+            for old in windows[: max(0, len(windows) - _CACHED_WINDOWS + 1)]:
+                self._pool.pop(old, None)
             self._pool[key] = entry
         return entry
+
+    def _zero_levels(self) -> np.ndarray:
+        """Per stored curve, the level of G = 0: its mean beyond ``ZERO_FROM`` Å (the
+        curves are min-max scaled, so their zero is not stored)."""
+        zeros = self._pool.get("_zeros")
+        if zeros is None:
+            beyond = self.r >= ZERO_FROM
+            if beyond.sum() < 8:
+                beyond = self.r >= self.r[self.npoints // 2]
+            zeros = self.curves[:, beyond].mean(axis=1, dtype=np.float32)
+            self._pool["_zeros"] = zeros
+        return zeros
 
     def _axes(self, pool: dict) -> tuple[np.ndarray, np.ndarray] | None:
         """The ``search_dims`` principal axes of a sample of the window's curves (w, d) and
@@ -229,11 +266,17 @@ class PdfMemory:
         return pool["axes"]
 
     def neighbours(
-        self, X: np.ndarray, start: int = 0, batch: int = 64
+        self,
+        X: np.ndarray,
+        start: int = 0,
+        batch: int = 64,
+        diameters: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The ``k`` most similar training curves of each query row: (similarities,
         indices), each (n, k), best first; None when the queries cover too little r.
-        ``X`` (n, L) holds G(r) on grid indices ``start`` … ``start + L - 1``.
+        ``X`` (n, L) holds G(r) on grid indices ``start`` … ``start + L - 1``;
+        ``diameters`` (n,) [nm], NaN for bulk, the particle sizes of the rows (module
+        docstring).
 
         With ``search_dims`` (the default) and at least ``TWO_STAGE_FROM`` queries (a
         series, a benchmark), the search is in two stages: the correlations
@@ -244,12 +287,23 @@ class PdfMemory:
         idx = self.window(start, X.shape[1])
         if idx is None or not self.classes.size:
             return None
-        pool = self._pool_window(idx)
+        k = min(self.k, self.classes.size)
+        sims = np.empty((X.shape[0], k), np.float32)
+        best = np.empty((X.shape[0], k), np.int64)
+        for d, rows in _by_diameter(diameters, X.shape[0]):
+            sims[rows], best[rows] = self._search(X[rows], start, idx, d, k, batch)
+        return sims, best
+
+    def _search(
+        self, X: np.ndarray, start: int, idx: np.ndarray, diameter_nm: float | None, k: int,
+        batch: int,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """:meth:`neighbours` for rows of one particle diameter (None: bulk)."""
+        pool = self._pool_window(idx, diameter_nm)
         Z = pool["Z"]
         # the two-stage search pays for its axes from a few dozen queries on
         axes = self._axes(pool) if X.shape[0] >= TWO_STAGE_FROM else None
         r_query = self.r[start : start + X.shape[1]]
-        k = min(self.k, self.classes.size)
         sims = np.empty((X.shape[0], k), np.float32)
         best = np.empty((X.shape[0], k), np.int64)
         for i in range(0, X.shape[0], batch):
@@ -283,32 +337,46 @@ class PdfMemory:
         ).astype(np.float32)
 
     def type_neighbours(
-        self, X: np.ndarray, comp: np.ndarray, start: int = 0
+        self,
+        X: np.ndarray,
+        comp: np.ndarray,
+        start: int = 0,
+        diameters: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The ``type_k`` most similar training curves of each query row among those of its
         formula type (exact search over them): (similarities, indices), each (n, type_k),
         -1 / index -1 where a row has no composition, a type the memory lacks, or fewer
-        curves of it; None when the memory has no types or the queries cover too little r."""
+        curves of it; None when the memory has no types or the queries cover too little r.
+        ``diameters`` as for :meth:`neighbours`."""
         X = np.atleast_2d(np.asarray(X, dtype=np.float32))
         idx = self.window(start, X.shape[1])
         if idx is None or self.types is None:
             return None
-        Z = self._pool_window(idx)["Z"]
         r_query = self.r[start : start + X.shape[1]]
         wanted = self._type_codes(np.atleast_2d(comp))
         sims = np.full((X.shape[0], self.type_k), -1.0, np.float32)
         best = np.full((X.shape[0], self.type_k), -1, np.int64)
-        for t in np.unique(wanted[wanted >= 0]):
-            rows = np.flatnonzero(wanted == t)
-            members = np.flatnonzero(self.types == t)
-            k = min(self.type_k, members.size)
-            top = _running_max(self._stretched(X[rows], r_query, idx), Z[members].T)
-            part = np.argpartition(-top, k - 1, axis=1)[:, :k]
-            val = np.take_along_axis(top, part, axis=1)
-            order = np.argsort(-val, axis=1)
-            sims[rows, :k] = np.take_along_axis(val, order, axis=1)
-            best[rows, :k] = members[np.take_along_axis(part, order, axis=1)]
+        for d, same_size in _by_diameter(diameters, X.shape[0]):
+            for t, rows in _groups([int(t) for t in wanted[same_size]]):
+                if t >= 0:
+                    self._type_search(X, same_size[rows], t, r_query, idx, d, sims, best)
         return sims, best
+
+    def _type_search(
+        self, X: np.ndarray, rows: np.ndarray, t: int, r_query: np.ndarray, idx: np.ndarray,
+        diameter_nm: float | None, sims: np.ndarray, best: np.ndarray,
+    ) -> None:  # fmt: skip
+        """:meth:`type_neighbours` for rows of one formula type and particle size, written
+        into ``sims`` / ``best``."""
+        Z = self._pool_window(idx, diameter_nm)["Z"]
+        members = np.flatnonzero(self.types == t)
+        k = min(self.type_k, members.size)
+        top = _running_max(self._stretched(X[rows], r_query, idx), Z[members].T)
+        part = np.argpartition(-top, k - 1, axis=1)[:, :k]
+        val = np.take_along_axis(top, part, axis=1)
+        order = np.argsort(-val, axis=1)
+        sims[rows, :k] = np.take_along_axis(val, order, axis=1)
+        best[rows, :k] = members[np.take_along_axis(part, order, axis=1)]
 
     def _type_codes(self, comp: np.ndarray) -> np.ndarray:
         """Per composition vector the index of its formula type in ``type_names``, -1 for
@@ -367,10 +435,12 @@ class PdfMemory:
         np.add.at(p, (rows, self.classes[np.where(found, best, 0)].ravel()), w.ravel())
         return p / p.sum(axis=1, keepdims=True)
 
-    def proba(self, X: np.ndarray, start: int = 0) -> np.ndarray | None:
+    def proba(
+        self, X: np.ndarray, start: int = 0, diameters: np.ndarray | None = None
+    ) -> np.ndarray | None:
         """(n, n_classes) group probabilities of the query curves (module docstring), or
         None when they cover too little r."""
-        found = self.neighbours(X, start)
+        found = self.neighbours(X, start, diameters=diameters)
         return None if found is None else self.vote(*found)
 
     def vote(self, sims: np.ndarray, best: np.ndarray) -> np.ndarray:
@@ -385,17 +455,19 @@ class PdfMemory:
         X: np.ndarray,
         start: int = 0,
         comp: np.ndarray | None = None,
+        diameters: np.ndarray | None = None,
     ) -> np.ndarray:
         """The product of experts (module docstring): the vote of the nearest curves, and for
         rows with a known composition (``comp``, composition vectors) the vote of the
         nearest of their formula type; the model's answer unchanged where the memory
-        abstains."""
-        pm = self.proba(X, start)
+        abstains.  ``diameters`` (n,) [nm], NaN for bulk: rows measured on particles are
+        compared with the pool's curves as such particles would show them."""
+        pm = self.proba(X, start, diameters)
         if pm is None:
             return proba_model
         out = product(proba_model, pm, self.power)
         if comp is not None and self.type_power > 0:
-            found = self.type_neighbours(X, comp, start)
+            found = self.type_neighbours(X, comp, start, diameters)
             if found is not None:
                 out = product(out, self.type_vote(*found), self.type_power)
         return out
@@ -447,6 +519,29 @@ class PdfMemory:
                    floor_similarity=floor, window_min=wmin, scales=scales, types=types,
                    type_names=type_names, type_k=int(type_k), type_tau=type_tau,
                    type_power=type_power)  # fmt: skip
+
+
+def _diameter_step(d: float) -> float:
+    """A particle diameter [nm] rounded to a step of ``DIAMETER_STEP`` (one pool window
+    serves every size within 2.5 %)."""
+    return round(float(DIAMETER_STEP ** round(np.log(d) / np.log(DIAMETER_STEP))), 4)
+
+
+def _by_diameter(diameters: np.ndarray | None, n: int) -> list[tuple[float | None, np.ndarray]]:
+    """Row indices by rounded particle diameter (None: bulk, NaN or no diameters)."""
+    if diameters is None:
+        return [(None, np.arange(n))]
+    d = np.asarray(diameters, dtype=np.float64).reshape(n)
+    steps = [None if not (np.isfinite(v) and v > 0) else _diameter_step(v) for v in d]
+    return _groups(steps)
+
+
+def _groups(keys: list) -> list[tuple]:
+    """Row indices per distinct key, in order of first appearance."""
+    table: dict = {}
+    for i, key in enumerate(keys):
+        table.setdefault(key, []).append(i)
+    return [(key, np.asarray(rows, dtype=np.int64)) for key, rows in table.items()]
 
 
 def product(proba_model: np.ndarray, proba_memory: np.ndarray, power: float) -> np.ndarray:

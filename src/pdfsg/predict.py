@@ -293,6 +293,14 @@ class _Pending:
     comp_note: Any
     source: str | None
     name: str
+    #: the particle-size estimate of the prepared curve (None: cannot tell)
+    size: Any = None
+
+    @property
+    def diameter_nm(self) -> float:
+        """The particle diameter [nm] the PDF memory compares with; NaN for bulk."""
+        d = None if self.size is None else self.size.diameter_nm
+        return float("nan") if d is None else float(d)
 
 
 @dataclass
@@ -467,7 +475,12 @@ class Predictor:
                     f"for r up to {model.params.rmax:g} Å"
                 )
         comp, comp_settings, comp_note = composition_input(model, amounts, composition_from, name)
-        return _Pending(model, prepared, warnings, comp, comp_settings, comp_note, source, name)
+        from pdfsg.particle_size import estimate_diameter
+
+        size = estimate_diameter(prepared.r, prepared.g)
+        return _Pending(
+            model, prepared, warnings, comp, comp_settings, comp_note, source, name, size
+        )
 
     def _run(self, pending: list[_Pending], batch_size: int = 256) -> list[np.ndarray]:
         """Class probabilities of prepared curves, in order: curves with the same model and
@@ -481,9 +494,12 @@ class Predictor:
             model = pending[rows[0]].model
             start = pending[rows[0]].prepared.start_index
             uses_comp = getattr(model, "uses_composition", False)
+            sized = getattr(model, "pdf_memory", None) is not None
             for j in range(0, len(rows), batch_size):
                 chunk = rows[j : j + batch_size]
                 x = np.stack([pending[i].prepared.x for i in chunk])
+                size = {"diameters": np.array([pending[i].diameter_nm for i in chunk])}
+                size = size if sized else {}
                 if uses_comp:
                     comps = [pending[i].comp for i in chunk]
                     comp = None
@@ -492,9 +508,9 @@ class Predictor:
                         comp = np.stack(
                             [np.zeros(dim, np.float32) if c is None else np.ravel(c) for c in comps]
                         )
-                    proba = model.predict_proba(x, start=start, comp=comp)
+                    proba = model.predict_proba(x, start=start, comp=comp, **size)
                 else:
-                    proba = model.predict_proba(x, start=start)
+                    proba = model.predict_proba(x, start=start, **size)
                 for i, row in zip(chunk, proba, strict=True):
                     out[i] = row
         return out
@@ -518,9 +534,7 @@ class Predictor:
         model, prepared, warnings = pending.model, pending.prepared, list(pending.warnings)
         name, source = pending.name, pending.source
         comp_settings, comp_note = pending.comp_settings, pending.comp_note
-        from pdfsg.particle_size import estimate_diameter
-
-        size = estimate_diameter(prepared.r, prepared.g)
+        size = pending.size
         coherence = coherence_length_warning(prepared.r, prepared.g, name, size)
         if coherence:
             warnings.append(coherence)

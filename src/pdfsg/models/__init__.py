@@ -245,11 +245,13 @@ class _Calibrated:
         memory: bool,
         X: np.ndarray | None = None,
         start: int = 0,
+        diameters: np.ndarray | None = None,
     ) -> np.ndarray:
-        """The PDF memory (every row of ``X``; its formula-type vote for rows with a known
-        composition), the composition memory (those rows), then the temperature."""
+        """The PDF memory (every row of ``X``, as particles of ``diameters`` where given;
+        its formula-type vote for rows with a known composition), the composition memory
+        (those rows), then the temperature."""
         if memory and X is not None and self.pdf_memory is not None:
-            out = self.pdf_memory.combine(out, X, start, comp)
+            out = self.pdf_memory.combine(out, X, start, comp, diameters)
         if memory:
             out = _with_memory(out, comp, self.composition_memory)
         return _calibrate(out, comp, self.calibration) if calibrated else out
@@ -424,6 +426,7 @@ class NetClassifier(_Calibrated):
         *,
         calibrated: bool = True,
         memory: bool = True,
+        diameters: np.ndarray | None = None,
     ) -> np.ndarray:
         """Mean softmax of the ensemble members, (n, n_classes) float64, temperature-scaled
         by the manifest's calibration unless ``calibrated=False``.
@@ -447,6 +450,10 @@ class NetClassifier(_Calibrated):
             with a known composition with its composition memory
             (:mod:`pdfsg.composition_memory`) where it has them; False gives the network
             alone.
+        diameters : np.ndarray, shape (n,), optional
+            Particle diameters [nm] of the rows (NaN: bulk), e.g. from
+            :func:`pdfsg.particle_size.estimate_diameter`: the PDF memory compares such rows
+            with its curves as particles of that size would show them.
         """
         X = _check_input(X, self.npoints, start, self.variable_length, f"{self.kind} model")
         comp = self._check_comp(comp, X.shape[0])
@@ -459,7 +466,7 @@ class NetClassifier(_Calibrated):
             out /= self.n_members
         else:
             out = self._predict_torch(X, start, comp)
-        return self._finish_proba(out, comp, calibrated, memory, X, start)
+        return self._finish_proba(out, comp, calibrated, memory, X, start, diameters)
 
     def _predict_torch(self, X: np.ndarray, start: int, comp: np.ndarray | None) -> np.ndarray:
         import torch
@@ -556,6 +563,7 @@ class EnsembleClassifier(_Calibrated):
         *,
         calibrated: bool = True,
         memory: bool = True,
+        diameters: np.ndarray | None = None,
     ) -> np.ndarray:
         """Mean of the members' uncalibrated probabilities, then the ensemble's composition
         memory (rows with a known composition) and temperature (see
@@ -581,4 +589,4 @@ class EnsembleClassifier(_Calibrated):
             out[:, cols] = mass * np.mean(shares, axis=0)
         if comp is not None:
             comp = np.atleast_2d(np.asarray(comp, dtype=np.float32))
-        return self._finish_proba(out, comp, calibrated, memory, X, start)
+        return self._finish_proba(out, comp, calibrated, memory, X, start, diameters)
