@@ -233,7 +233,7 @@ class PdfMemory:
                 shape = particle_envelope(self.r[idx[0] : idx[-1] + 1], 10.0 * diameter_nm)
                 part = (part - self._zero_levels()[:, None]) * shape.astype(np.float32)
             entry = {"Z": _zscore(part)}
-            windows = [k for k in self._pool if isinstance(k, tuple)]
+            windows = [k for k in list(self._pool) if isinstance(k, tuple)]  # a snapshot
             for old in windows[: max(0, len(windows) - _CACHED_WINDOWS + 1)]:
                 self._pool.pop(old, None)
             self._pool[key] = entry

@@ -320,7 +320,7 @@ class _FileInput:
             composition, origin = self.composition, "option"
         else:
             composition = self.data.composition
-            origin = getattr(self.data, "composition_from", None) or "header"
+            origin = self.data.composition_from or "header"
         return {
             "qmax": self.settings.get("qmax"),
             "source": str(self.path),
@@ -498,8 +498,7 @@ class Predictor:
             for j in range(0, len(rows), batch_size):
                 chunk = rows[j : j + batch_size]
                 x = np.stack([pending[i].prepared.x for i in chunk])
-                size = {"diameters": np.array([pending[i].diameter_nm for i in chunk])}
-                size = size if sized else {}
+                size = {"diameters": [pending[i].diameter_nm for i in chunk]} if sized else {}
                 if uses_comp:
                     comps = [pending[i].comp for i in chunk]
                     comp = None
