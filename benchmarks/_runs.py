@@ -65,10 +65,24 @@ def measured_files(data: Path) -> Iterator[tuple[Path, dict[str, str], int | Non
             yield folder / item["file"], item, int(float(known)) if known else None
 
 
+def _is_default_model(model: str) -> bool:
+    """Whether ``model`` names the shipped default family (the same member folders)."""
+    from pdfsg.errors import ModelError
+    from pdfsg.predict import DEFAULT_MODEL, resolve_model_paths
+
+    if model == DEFAULT_MODEL:
+        return True
+    try:
+        return resolve_model_paths(model) == resolve_model_paths(DEFAULT_MODEL)
+    except ModelError:
+        return False
+
+
 def result_stem(base: str, model: str, label_set: str | None = None) -> str:
-    """The results-file stem of a benchmark run: ``base`` for the default model and every
-    group, ``base_<model>[_<label set>]`` otherwise."""
-    stem = base if model == "default" else f"{base}_{Path(model).name}"
+    """The results-file stem of a benchmark run: ``base`` for the default model (by any of
+    its names: ``default``, ``shipped`` or the default family's own, such as ``pdfsg-v8``)
+    and every group, ``base_<model>[_<label set>]`` otherwise."""
+    stem = base if _is_default_model(model) else f"{base}_{Path(model).name}"
     return stem + (f"_{label_set}" if label_set else "")
 
 

@@ -45,7 +45,8 @@ Usage::
         [--steps 30000] [--device auto] [--work work/learning_curve] [--max-minutes 60] \\
         [--plan] [--plot]
 
-Writes ``benchmarks/results/learning_curve.{json,md}`` (and ``.png`` with ``--plot``).
+Writes ``benchmarks/results/learning_curve.{json,md}`` (and ``.png`` with ``--plot``);
+``--stem`` names them otherwise (a second curve at another budget beside the first).
 """
 
 from __future__ import annotations
@@ -394,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plan", action="store_true", help="print the points and exit")
     ap.add_argument("--plot", action="store_true", help="also write learning_curve.png")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--stem", default="learning_curve", help="results file names: STEM.json, .md, .png"
+    )
     args = ap.parse_args(argv)
     t_start = time.time()
     deadline = t_start + 60 * args.max_minutes if args.max_minutes else math.inf
@@ -490,10 +494,10 @@ def main(argv: list[str] | None = None) -> int:
     bar.close()
     result = collect(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "learning_curve.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "learning_curve.md").write_text(render(result))
+    (args.out / f"{args.stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / f"{args.stem}.md").write_text(render(result))
     if args.plot and result["points"]:
-        plot(result, args.out / "learning_curve.png")
+        plot(result, args.out / f"{args.stem}.png")
     print(render(result))
     left = sum(not p["finished"] for p in plans.values())
     if stopped or left:

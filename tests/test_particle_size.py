@@ -15,6 +15,7 @@ from pdfsg import pdf
 from pdfsg.io import write_gr
 from pdfsg.params import PdfParams
 from pdfsg.particle_size import (
+    diameters_nm,
     estimate_diameter,
     fit_envelope,
     rms_between,
@@ -67,6 +68,19 @@ def test_bulk_is_called_bulk(bulk_curves):
             assert e is not None and e.bulk and e.diameter_nm is None
             assert math.isinf(e.high_nm)
             assert e.to_dict()["diameter_nm"] is None and e.to_dict()["bulk"] is True
+
+
+def test_diameters_of_a_batch_are_nan_for_bulk_and_ignore_the_scale(bulk_curves):
+    """The card's measurement-like copies are min-max normalised: the estimate is the same."""
+    from pdfsg.preprocess import normalize_minmax
+
+    r, g = bulk_curves
+    rows = np.vstack([_particles(r, g, 3.0), _particles(r, g, math.inf), np.zeros((1, r.size))])
+    d = diameters_nm(r, rows)
+    assert d[:2] == pytest.approx([3.0, 3.0], rel=0.15)
+    assert np.isnan(d[2:]).all()
+    scaled = diameters_nm(r, normalize_minmax(rows[:4]))
+    np.testing.assert_allclose(scaled, d[:4], rtol=1e-6)
 
 
 def test_bad_input_gives_none_not_an_exception(bulk_curves):

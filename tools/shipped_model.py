@@ -1057,12 +1057,19 @@ def augmented_test_set(
     return np.asarray(X, dtype=np.float32), y, parent_rows
 
 
-def _scores(model, X, y, formulas) -> dict:
+def _scores(model, X, y, formulas, *, sized: bool = False) -> dict:
     """top-k of G(r) alone and, for a composition-aware model, with the rows' formulas; a
-    row of a group the model lacks (``y == -1``) counts as wrong."""
+    row of a group the model lacks (``y == -1``) counts as wrong.  ``sized``: the rows may
+    be nanoparticles, so a model with a PDF memory gets each row's estimated particle
+    diameter, as ``pdfsg predict`` gives it (:func:`pdfsg.particle_size.diameters_nm`)."""
     from pdfsg.composition_vector import encode_formulas
     from pdfsg.evaluate import top_k_accuracy
+    from pdfsg.particle_size import diameters_nm
 
+    size = {}
+    if sized and getattr(model, "pdf_memory", None) is not None:
+        r = model.params.r_grid()[: X.shape[1]]
+        size = {"diameters": diameters_nm(r, X)}
     known = np.asarray(y) >= 0
 
     def topk(p):
@@ -1071,10 +1078,10 @@ def _scores(model, X, y, formulas) -> dict:
         acc = top_k_accuracy(p[known], np.asarray(y)[known])
         return {str(k): round(float(v) * float(known.mean()), 4) for k, v in acc.items()}
 
-    out = {"n": int(len(y)), "g_only": topk(model.predict_proba(X))}
+    out = {"n": int(len(y)), "g_only": topk(model.predict_proba(X, **size))}
     if getattr(model, "uses_composition", False):
         comp = encode_formulas(formulas)
-        out["with_composition"] = topk(model.predict_proba(X, comp=comp))
+        out["with_composition"] = topk(model.predict_proba(X, comp=comp, **size))
     return out
 
 
@@ -1134,13 +1141,13 @@ def cmd_card(args: argparse.Namespace) -> None:
         Xa, ya, parent = Xa[keep], ya[keep], parent[keep]
         metrics["real_structures_test_augmented"] = {
             "settings": "measurement-realism copies of the test structures (pdfsg.augment)",
-            **_scores(model, Xa, ya, ds.formula[parent]),
+            **_scores(model, Xa, ya, ds.formula[parent], sized=True),
         }
         if mp52:
             m = np.array([str(ds.ids[i]) in mp52 for i in parent])
             metrics["mpts52_test_augmented"] = {
                 "settings": "measurement-realism copies of the mpts52 test structures",
-                **_scores(model, Xa[m], ya[m], ds.formula[parent][m]),
+                **_scores(model, Xa[m], ya[m], ds.formula[parent][m], sized=True),
             }
         manifest_path = folder / "manifest.json"
         manifest = json.loads(manifest_path.read_text())

@@ -231,6 +231,18 @@ def estimate_diameter(
     return DiameterEstimate(d, lo, hi, point_nm=1.0 / max(inv_d, 1e-3))
 
 
+def diameters_nm(r: np.ndarray, curves: np.ndarray) -> np.ndarray:
+    """Per row of ``curves`` (G(r) on the grid ``r``, any scale) the diameter [nm] that
+    :func:`estimate_diameter` finds, NaN where it says bulk or cannot tell: what
+    :class:`pdfsg.predict.Predictor` passes to a model's ``predict_proba(..., diameters=)``."""
+    out = np.full(len(curves), math.nan)
+    for i, g in enumerate(curves):
+        est = estimate_diameter(r, g)
+        if est is not None and est.diameter_nm is not None:
+            out[i] = est.diameter_nm
+    return out
+
+
 # --------------------------------------------------------------------------- the fit
 
 
