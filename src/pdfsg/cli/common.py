@@ -119,9 +119,11 @@ def check_output_path(path: str | os.PathLike[str], option: str, *, folder: bool
     else:
         parent = out.parent if str(out.parent) else Path(".")
         if not parent.is_dir():
-            what = "is not a folder" if parent.exists() else "does not exist"
+            if parent.exists():
+                raise PdfsgError(f"{option}: folder {parent} is not a folder (for {out})")
             raise PdfsgError(
-                f"{option}: folder {parent} {what} (for {out}); pdfsg does not create it"
+                f"{option}: folder {parent} does not exist (for {out}); pdfsg does not "
+                f"create it: mkdir -p {parent}"
             )
     if not os.access(parent, os.W_OK | os.X_OK):
         raise PdfsgError(f"{option}: folder {parent} is not writable")
