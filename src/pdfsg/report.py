@@ -307,7 +307,11 @@ def plot_prediction(result: Any, path: str | os.PathLike[str]) -> Path:
     )
     ax2.set(xlabel="probability", xlim=(0, 1), title=f"top {len(preds)}")
     for k, p in enumerate(preds):
-        ax2.text(min(p.probability + 0.01, 0.85), k, f"{p.probability:.2f}", va="center")
+        if p.probability > 0.85:  # long bar: the value inside its end, in white
+            ax2.text(p.probability - 0.01, k, f"{p.probability:.2f}", va="center", ha="right",
+                     color="white", fontweight="bold")  # fmt: skip
+        else:
+            ax2.text(p.probability + 0.01, k, f"{p.probability:.2f}", va="center")
     systems = list(dict.fromkeys(p.crystal_system for p in preds[::-1]))
     ax2.legend(
         handles=[Patch(color=colors.get(c, "#000000"), label=c) for c in systems],
