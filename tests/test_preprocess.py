@@ -297,3 +297,20 @@ def test_long_inputs_filter_in_blocks_like_the_one_block_product(monkeypatch):
     monkeypatch.setattr(pp, "_BLOCK_ENTRIES", 20_000)  # forces the blocked path
     blocked = pp.resample_to_grid(r, g, r_out, qmax_target=23.0)
     np.testing.assert_allclose(blocked, one_block, rtol=0, atol=1e-10 * np.abs(one_block).max())
+
+
+@pytest.mark.parametrize(
+    "ru, qc",
+    [
+        (np.arange(0.0, 60.5, 0.01), 23.0),  # a PDFgetX3 grid: shares r = 1.5 Å with the model's
+        (np.linspace(0.0, 20.0, 2001), 27.0),
+        (np.array([0.0, 1.5, 3.0]), 10.0),
+    ],
+)
+def test_filter_kernel_by_angle_sums_equals_the_direct_sincs(ru, qc):
+    """The cached filter matrix (one sine per point) is the sinc difference (one per entry)."""
+    from pdfsg.preprocess import _kernel_by_angle_sums, _sinc_pi
+
+    x = PdfParams().r_grid()
+    direct = _sinc_pi(qc, x[:, None] - ru[None, :]) - _sinc_pi(qc, x[:, None] + ru[None, :])
+    np.testing.assert_allclose(_kernel_by_angle_sums(x, ru, qc), direct, rtol=0, atol=1e-10)

@@ -192,10 +192,33 @@ def _sinc_pi(q: float, u: np.ndarray) -> np.ndarray:
 def _filter_matrix(x_bytes: bytes, ru_bytes: bytes, qc: float) -> np.ndarray:
     """The filter kernel K(x_i, ru_j) at ``qc`` (read-only).  Cached: the files of a series
     share their r grid, so the matrix (at most ``_BLOCK_ENTRIES`` entries) is built once."""
-    x = np.frombuffer(x_bytes)[:, None]
-    ru = np.frombuffer(ru_bytes)[None, :]
-    kernel = _sinc_pi(qc, x - ru) - _sinc_pi(qc, x + ru)
+    x = np.frombuffer(x_bytes)
+    ru = np.frombuffer(ru_bytes)
+    kernel = _kernel_by_angle_sums(x, ru, qc)
     kernel.flags.writeable = False
+    return kernel
+
+
+def _kernel_by_angle_sums(x: np.ndarray, ru: np.ndarray, qc: float) -> np.ndarray:
+    """K(x_i, ru_j) = sinc_π(qc, x − u) − sinc_π(qc, x + u) with one sine and cosine per
+    point: sin(qc(x ∓ u)) = sin(qc x) cos(qc u) ∓ cos(qc x) sin(qc u) (as :func:`_filter_long`;
+    3–4× faster than a sine per entry).  Where |x ∓ u| < 1e-3 Å, where that difference of
+    products would lose digits, the entry is the direct sinc (and its limit qc/π at 0)."""
+    sx, cx = np.sin(qc * x)[:, None], np.cos(qc * x)[:, None]
+    su, cu = np.sin(qc * ru)[None, :], np.cos(qc * ru)[None, :]
+    minus = x[:, None] - ru[None, :]
+    plus = x[:, None] + ru[None, :]
+    a, b = sx * cu, cx * su
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kernel = (a - b) / minus
+        kernel -= (a + b) / plus
+    kernel /= np.pi
+    for diff, sign in ((minus, 1.0), (plus, -1.0)):
+        near = np.abs(diff) < 1e-3
+        if near.any():
+            i, j = np.nonzero(near)
+            other = plus[i, j] if sign > 0 else minus[i, j]
+            kernel[i, j] = sign * (_sinc_pi(qc, diff[i, j]) - _sinc_pi(qc, other))
     return kernel
 
 
