@@ -1057,19 +1057,25 @@ def augmented_test_set(
     return np.asarray(X, dtype=np.float32), y, parent_rows
 
 
-def _scores(model, X, y, formulas, *, sized: bool = False) -> dict:
-    """top-k of G(r) alone and, for a composition-aware model, with the rows' formulas; a
-    row of a group the model lacks (``y == -1``) counts as wrong.  ``sized``: the rows may
-    be nanoparticles, so a model with a PDF memory gets each row's estimated particle
-    diameter, as ``pdfsg predict`` gives it (:func:`pdfsg.particle_size.diameters_nm`)."""
-    from pdfsg.composition_vector import encode_formulas
-    from pdfsg.evaluate import top_k_accuracy
+def _copy_diameters(model, X: np.ndarray) -> np.ndarray | None:
+    """Each row's estimated particle diameter [nm] (NaN: bulk), as ``pdfsg predict`` gives it
+    to a model with a PDF memory (:func:`pdfsg.particle_size.diameters_nm`); None for a
+    model without one."""
     from pdfsg.particle_size import diameters_nm
 
-    size = {}
-    if sized and getattr(model, "pdf_memory", None) is not None:
-        r = model.params.r_grid()[: X.shape[1]]
-        size = {"diameters": diameters_nm(r, X)}
+    if getattr(model, "pdf_memory", None) is None:
+        return None
+    return diameters_nm(model.params.r_grid()[: X.shape[1]], X)
+
+
+def _scores(model, X, y, formulas, *, diameters: np.ndarray | None = None) -> dict:
+    """top-k of G(r) alone and, for a composition-aware model, with the rows' formulas; a
+    row of a group the model lacks (``y == -1``) counts as wrong.  ``diameters``: the rows'
+    particle diameters for the model's PDF memory (:func:`_copy_diameters`)."""
+    from pdfsg.composition_vector import encode_formulas
+    from pdfsg.evaluate import top_k_accuracy
+
+    size = {} if diameters is None else {"diameters": diameters}
     known = np.asarray(y) >= 0
 
     def topk(p):
@@ -1139,15 +1145,22 @@ def cmd_card(args: argparse.Namespace) -> None:
         )
         keep = np.isin(parent, test)
         Xa, ya, parent = Xa[keep], ya[keep], parent[keep]
+        da = _copy_diameters(model, Xa)
         metrics["real_structures_test_augmented"] = {
             "settings": "measurement-realism copies of the test structures (pdfsg.augment)",
-            **_scores(model, Xa, ya, ds.formula[parent], sized=True),
+            **_scores(model, Xa, ya, ds.formula[parent], diameters=da),
         }
         if mp52:
             m = np.array([str(ds.ids[i]) in mp52 for i in parent])
             metrics["mpts52_test_augmented"] = {
                 "settings": "measurement-realism copies of the mpts52 test structures",
-                **_scores(model, Xa[m], ya[m], ds.formula[parent][m], sized=True),
+                **_scores(
+                    model,
+                    Xa[m],
+                    ya[m],
+                    ds.formula[parent][m],
+                    diameters=None if da is None else da[m],
+                ),
             }
         manifest_path = folder / "manifest.json"
         manifest = json.loads(manifest_path.read_text())
