@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -50,3 +52,13 @@ def random_logreg_model(tmp_path_factory):
     """:func:`make_logreg_model` over :data:`RANDOM_MODEL_LABELS` (the web tests' model)."""
     folder = tmp_path_factory.mktemp("model") / "random-logreg"
     return make_logreg_model(folder, RANDOM_MODEL_LABELS)
+
+
+def load_benchmark(name: str):
+    """The script ``benchmarks/<name>.py`` as a module (its functions, without running it)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
