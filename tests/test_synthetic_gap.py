@@ -34,7 +34,7 @@ def test_coords_keeps_cell_sites_and_group_but_redraws_free_coordinates(gap, rut
 
     from pdfsg.sources.geometry import space_group_of
 
-    ident, cif = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, "coords"))
+    ident, cif = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, "coords", True))
     assert ident == "mp-2657" and cif is not None
     new = Structure.from_str(cif, fmt="cif")
     assert space_group_of(new, 0.1) == 136
@@ -42,14 +42,14 @@ def test_coords_keeps_cell_sites_and_group_but_redraws_free_coordinates(gap, rut
     assert np.allclose(sorted(new.lattice.abc), sorted(rutile.lattice.abc), atol=1e-6)
     # O on 4f (x, x, 0) with a new x (the distance rules leave x little room)
     assert abs(_oxygen_x(new) - 0.305) > 1e-5
-    again = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, "coords"))
+    again = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, "coords", True))
     assert again == (ident, cif)  # seeded by the id: the same rung every run
 
 
 def test_coords_cell_draws_a_new_cell(gap, rutile):
     from pymatgen.core import Structure
 
-    _, cif = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, "coords_cell"))
+    _, cif = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, "coords_cell", True))
     assert cif is not None
     new = Structure.from_str(cif, fmt="cif")
     assert not np.allclose(new.lattice.abc, rutile.lattice.abc, atol=1e-3)
@@ -57,4 +57,4 @@ def test_coords_cell_draws_a_new_cell(gap, rutile):
 
 
 def test_wrong_label_is_refused(gap, rutile):
-    assert gap._redraw(("mp-2657", rutile.to(fmt="cif"), 225, "coords")) == ("mp-2657", None)
+    assert gap._redraw(("mp-2657", rutile.to(fmt="cif"), 225, "coords", True)) == ("mp-2657", None)

@@ -78,6 +78,7 @@ import numpy as np
 from pdfsg import spacegroups
 from pdfsg.errors import ParamsError
 from pdfsg.sources import StructureRecord, count_and_options
+from pdfsg.sources.bond_valence import IonicModel, bond_valence_sums, ionic_model
 from pdfsg.sources.geometry import _covalent_radius, _nearest_images, _pair_key, space_group_of
 from pdfsg.sources.stats import (
     _SHAPE_PARAMS,
@@ -117,6 +118,14 @@ COORD_ATTEMPTS = 8
 RELAX_WINDOW = (0.9, 1.03)
 #: standard deviation [Å] of one relaxation move
 RELAX_STEP = 0.15
+#: weight of the bond-valence term of the relaxation energy (see :func:`_relax`)
+BOND_VALENCE_WEIGHT = 1.0
+#: cell rescalings during a relaxation with ``rescale`` (one more at its end), each the best
+#: of 2 × RESCALE_POINTS + 1 factors spaced evenly in log from exp(-RESCALE_RANGE) to
+#: exp(RESCALE_RANGE)
+RESCALE_EVERY = 3
+RESCALE_RANGE = 0.15
+RESCALE_POINTS = 10
 #: rejection reasons counted in :class:`GenerationStats`
 REASONS = ("plan", "placement", "symmetry", "distance")
 
@@ -181,6 +190,13 @@ class SyntheticConfig:
     relax_steps : int
         Moves of a symmetry-keeping relaxation that brings nearest-neighbour distances
         towards those of real crystals (0: keep PyXtal's random positions).
+    bond_valence : bool
+        Let the relaxation also bring every ion's bond-valence sum to its oxidation state
+        (:mod:`pdfsg.sources.bond_valence`; compositions with a charge-balanced ionic
+        model only, the others relax by contacts alone).
+    bond_volume : bool
+        With ``bond_valence``: let the relaxation also scale the cell so that the bonds,
+        not the volume model, set the density (ionic compositions only).
     max_attempts : int
         Attempts per crystal before it is given up (counted in GenerationStats.failed).
     stats_path : str or None
@@ -205,6 +221,8 @@ class SyntheticConfig:
     symprec: float = 0.1
     seed: int = 0
     relax_steps: int = 120
+    bond_valence: bool = False
+    bond_volume: bool = False
     max_attempts: int = 20
     stats_path: str | None = None
     group_volume: bool = False
@@ -632,10 +650,13 @@ def _attempt(
         return None, "placement"
     species = [site.specie for site in xtal.atom_sites for _ in range(site.multiplicity)]
     if cfg.relax_steps > 0:
-        coords = _relax(xtal, cfg.relax_steps, rng, target)
+        counts = dict(zip(plan.species, plan.counts, strict=True))
+        ionic = ionic_model(counts) if cfg.bond_valence else None
+        coords, matrix = _relax(xtal, cfg.relax_steps, rng, target, ionic, cfg.bond_volume)
     else:
         coords = np.concatenate([site.coords for site in xtal.atom_sites])
-    structure = Structure(PmgLattice(xtal.lattice.matrix), species, coords)
+        matrix = xtal.lattice.matrix
+    structure = Structure(PmgLattice(matrix), species, coords)
     if space_group_of(structure, cfg.symprec) != number:
         return None, "symmetry"
     symbols, d = _nearest_images(structure)
@@ -648,24 +669,36 @@ def _attempt(
 
 
 def _relax(
-    xtal: Any, steps: int, rng: np.random.Generator, target: Mapping[str, float]
-) -> np.ndarray:
+    xtal: Any,
+    steps: int,
+    rng: np.random.Generator,
+    target: Mapping[str, float],
+    ionic: IonicModel | None = None,
+    rescale: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Move free Wyckoff parameters so that nearest-neighbour distances look like real ones.
 
     Hill climbing: each step shifts the representative of one orbit with a free parameter
     by a Gaussian step (``RELAX_STEP`` Å), regenerates its orbit with the Wyckoff
     operations (so the site symmetry is kept) and keeps the move if it lowers
 
-    E = Σ_pairs max(0, (L_ij - d_ij) / R_ij)² + Σ_atoms max(0, min_j d_ij / R_ij - hi)²,
+    E = Σ_pairs max(0, (L_ij - d_ij) / R_ij)² + Σ_atoms max(0, min_j d_ij / R_ij - hi)²
+        [+ BOND_VALENCE_WEIGHT × Σ_ions ((S_i - |V_i|) / |V_i|)²],
 
     R_ij = r_i + r_j (covalent radii), L_ij = ``target`` of the pair (at least
     RELAX_WINDOW[0] × R_ij, or the pair's shortest distance in real crystals) and hi =
     RELAX_WINDOW[1]: it pushes apart atoms closer than in real crystals (anion-anion contacts
-    included) and pulls isolated atoms towards a neighbour.  Returns fractional coordinates.
+    included) and pulls isolated atoms towards a neighbour.  With an ``ionic`` model
+    (:mod:`pdfsg.sources.bond_valence`) the last term asks every ion's bond-valence sum S_i
+    (its cation-anion bonds over all periodic images) to match its oxidation state V_i, so
+    that cations gather anion polyhedra with real bond lengths; without one the climb stops
+    once the contact terms are zero.  With ``rescale`` (and a model) the cell is scaled
+    isotropically, ``RESCALE_EVERY`` times during the climb and once at its end, by the factor
+    in ``RESCALE_RANGE`` that minimises E: the bonds then set the density, not the volume
+    model.  Returns the fractional coordinates and the lattice matrix [Å] (rows a, b, c).
     """
     sites = xtal.atom_sites
     lattice = np.asarray(xtal.lattice.matrix, float)
-    inv = np.linalg.inv(lattice)
     symbols = [str(site.specie) for site in sites for _ in range(site.multiplicity)]
     radii = np.array([_covalent_radius(e) for e in symbols])
     rsum = radii[:, None] + radii[None, :]
@@ -676,34 +709,54 @@ def _relax(
     coords = np.concatenate([np.asarray(site.coords, float) for site in sites])
     movable = [i for i, site in enumerate(sites) if site.wp.get_dof() > 0]
     shifts = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    shifts_cart = shifts @ lattice
     eye = np.eye(len(radii), dtype=bool)
+    self_image = eye[None] & np.all(shifts == 0, axis=1)[:, None, None]
+    valence, r0 = ionic.arrays(symbols) if ionic is not None else (None, None)
+    rescale = rescale and ionic is not None
 
-    def energy(frac: np.ndarray) -> float:
+    def energy(frac: np.ndarray, lat: np.ndarray) -> float:
         diff = frac[None, :, :] - frac[:, None, :]
         diff -= np.round(diff)
-        cart = diff @ lattice
-        d = np.linalg.norm(cart[None] + shifts_cart[:, None, None, :], axis=-1).min(axis=0)
-        d = np.where(eye, np.inf, d)
+        cart = diff @ lat
+        images = np.linalg.norm(cart[None] + (shifts @ lat)[:, None, None, :], axis=-1)
+        images = np.where(self_image, np.inf, images)
+        d = np.where(eye, np.inf, images.min(axis=0))
         close = np.clip((lower - d) / rsum, 0.0, None)
         far = np.clip((d / rsum).min(axis=1) - hi, 0.0, None)
-        return float(0.5 * np.sum(close**2) + np.sum(far**2))
+        e = 0.5 * np.sum(close**2) + np.sum(far**2)
+        if valence is not None:
+            bvs = bond_valence_sums(images, r0)
+            e += BOND_VALENCE_WEIGHT * np.sum(((bvs - valence) / valence) ** 2)
+        return float(e)
 
-    if not movable:
-        return coords
-    e = energy(coords)
-    for _ in range(steps):
+    def best_scale(frac: np.ndarray, lat: np.ndarray) -> tuple[float, np.ndarray]:
+        scales = np.exp(np.linspace(-RESCALE_RANGE, RESCALE_RANGE, 2 * RESCALE_POINTS + 1))
+        energies = [energy(frac, lat * f) for f in scales]
+        k = int(np.argmin(energies))
+        return energies[k], lat * scales[k]
+
+    if not movable and not rescale:
+        return coords, lattice
+    e = energy(coords, lattice)
+    every = max(steps // (RESCALE_EVERY + 1), 1) if rescale else 0
+    for step in range(steps):
         if e <= 0.0:
             break
+        if every and step % every == 0:
+            e, lattice = best_scale(coords, lattice)
+        if not movable:
+            break
         i = movable[int(rng.integers(len(movable)))]
-        trial_pos = positions[i] + (rng.normal(0.0, RELAX_STEP, 3) @ inv)
+        trial_pos = positions[i] + (rng.normal(0.0, RELAX_STEP, 3) @ np.linalg.inv(lattice))
         orbit = np.asarray(sites[i].wp.apply_ops(trial_pos), float)
         trial = coords.copy()
         trial[bounds[i] : bounds[i + 1]] = orbit
-        e_new = energy(trial)
+        e_new = energy(trial, lattice)
         if e_new < e:
             e, coords, positions[i] = e_new, trial, orbit[0]
-    return coords
+    if rescale:
+        e, lattice = best_scale(coords, lattice)
+    return coords, lattice
 
 
 class _quiet:
