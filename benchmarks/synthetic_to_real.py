@@ -16,7 +16,8 @@ Usage::
 
     pdfsg dataset build --synthetic 24000 --synthetic-distribution paper45 -o work/syn.h5
     python benchmarks/synthetic_to_real.py work/mp_paper45.h5 work/syn.h5 --runs work/syn2real \
-        [--epochs 30] [--synthetic-sizes 6000 12000] [--mpts52 work/mpts52_paper45.h5]
+        [--epochs 30] [--synthetic-sizes 6000 12000] [--mpts52 work/mpts52_paper45.h5] \
+        [--only synthetic-6000]
 
 ``--mpts52`` also scores each model on the test rows that are mpts52 structures (like the
 hidden test set).  The synthetic dataset can be any ``synthetic:`` source, e.g.
@@ -133,6 +134,12 @@ def main() -> None:
     )
     ap.add_argument("--data", type=Path, default=None, help="shared data (measured PDFs)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        help="run only these experiments (e.g. synthetic-6000); the others stay as recorded",
+    )
     args = ap.parse_args()
     data = args.data or shared_data_dir()
     real, syn = read_dataset(args.real), read_dataset(args.synthetic)
@@ -163,6 +170,8 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     for name, parts in experiments.items():
+        if args.only is not None and name not in args.only:
+            continue
         ds = combine_datasets(parts, manifest={"experiment": name})
         res = run_one(
             name, ds, args.runs / name, args.epochs, args.seed, args.device, data, mpts52_ids

@@ -103,3 +103,18 @@ def test_generator_with_bond_valences_and_bond_volume_makes_valid_crystals():
         assert space_group_of(s, 0.1) == group
         assert min_distance_ratio(s) >= cfg.min_distance_factor - 1e-6
         assert 5.0 < s.volume / len(s) < 80.0
+
+
+def test_bond_valence_scale_finds_the_cell_where_the_sums_match():
+    from pymatgen.core import Lattice, Structure
+
+    from pdfsg.sources.bond_valence import bond_valence_scale
+
+    model = ionic_model({"Na": 4, "Cl": 4})
+    # six bonds of valence 1/6: d = R0 + 0.37 ln 6 = 2.874 Å, against 2.82 in a 5.64 Å cell
+    expected = (pair_r0("Na", "Cl") + 0.37 * np.log(6)) / 2.82
+    for a in (5.64, 6.2):
+        nacl = Structure.from_spacegroup(
+            225, Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+        )
+        assert bond_valence_scale(nacl, model) == pytest.approx(expected * 5.64 / a, abs=0.003)

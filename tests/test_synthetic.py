@@ -270,8 +270,15 @@ def test_group_volume_brings_the_median_density_to_the_real_one():
     assert _group_volume_factor(230, stats, cfg) == 1.0  # no real Ia-3d crystal: no factor
 
 
-def test_synthetic_spec_takes_the_volume_model():
+def test_synthetic_spec_takes_the_volume_model_and_the_relaxation():
     recs = list(synthetic.records_from_spec("2,seed=1,volume=group"))
     assert len(recs) == 2
-    with pytest.raises(ParamsError, match="volume must be element or group"):
+    assert recs[0].make.args[0].group_volume and not recs[0].make.args[0].bond_valence
+    cfg = next(synthetic.records_from_spec("2,volume=bonds")).make.args[0]
+    assert cfg.bond_valence and cfg.bond_volume and not cfg.group_volume
+    cfg = next(synthetic.records_from_spec("2,relax=bonds")).make.args[0]
+    assert cfg.bond_valence and not cfg.bond_volume
+    with pytest.raises(ParamsError, match="volume must be element, group or bonds"):
         synthetic.records_from_spec("2,volume=nope")
+    with pytest.raises(ParamsError, match="relax must be contacts or bonds"):
+        synthetic.records_from_spec("2,relax=hard")

@@ -58,3 +58,38 @@ def test_coords_cell_draws_a_new_cell(gap, rutile):
 
 def test_wrong_label_is_refused(gap, rutile):
     assert gap._redraw(("mp-2657", rutile.to(fmt="cif"), 225, "coords", True)) == ("mp-2657", None)
+
+
+def test_types_keeps_the_structure_type_and_draws_elements_and_volume(gap, rutile):
+    from pymatgen.core import Structure
+
+    from pdfsg.sources.geometry import space_group_of
+
+    _, cif = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, "types", False))
+    new = Structure.from_str(cif, fmt="cif")
+    assert space_group_of(new, 0.1) == 136
+    assert new.composition.reduced_formula != "TiO2"
+    assert new.composition.anonymized_formula == "AB2"  # one cation site, the 4f anion site
+    ratio = new.lattice.c / new.lattice.a
+    assert ratio == pytest.approx(rutile.lattice.c / rutile.lattice.a, rel=1e-6)  # shape kept
+    # with a family, the elements are the family's
+    _, cif = gap._redraw(
+        ("mp-2657", rutile.to(fmt="cif"), 136, "types_family", False, [("Sn", "O")])
+    )
+    assert Structure.from_str(cif, fmt="cif").composition.reduced_formula == "SnO2"
+
+
+def test_volume_rungs_scale_only_the_cell(gap, rutile):
+    from pymatgen.core import Structure
+
+    from pdfsg.sources.bond_valence import bond_valence_scale, ionic_model
+
+    lam = bond_valence_scale(rutile, ionic_model({"Ti": 2, "O": 4}))
+    for mode in ("volume", "volume_bv"):
+        _, cif = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, mode, False))
+        new = Structure.from_str(cif, fmt="cif")
+        assert new.lattice.c / new.lattice.a == pytest.approx(rutile.lattice.c / rutile.lattice.a)
+        assert len(new) == len(rutile)
+        if mode == "volume_bv":
+            assert new.lattice.a == pytest.approx(rutile.lattice.a * lam, rel=1e-6)
+    assert 0.95 < lam < 1.05  # rutile's real cell is near the bond-valence optimum

@@ -28,10 +28,21 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["BOND_SOFTNESS", "IonicModel", "bond_valence_sums", "ionic_model"]
+if TYPE_CHECKING:  # pragma: no cover
+    from pymatgen.core import Structure
+
+__all__ = [
+    "BOND_SOFTNESS",
+    "IonicModel",
+    "bond_valence_scale",
+    "bond_valence_sums",
+    "ionic_model",
+    "pair_r0",
+]
 
 #: B [Å] of s = exp((R0 − d) / B), Brown & Altermatt 1985
 BOND_SOFTNESS = 0.37
@@ -147,3 +158,32 @@ def bond_valence_sums(d: np.ndarray, r0: np.ndarray) -> np.ndarray:
     s = np.nan_to_num(s, nan=0.0)
     axes = (*range(s.ndim - 2), s.ndim - 1)
     return s.sum(axis=axes)
+
+
+def bond_valence_scale(structure: Structure, model: IonicModel, spread: float = 0.2) -> float:
+    """The isotropic length factor λ (within exp(±spread)) whose cell, λ × the structure's
+    with the same fractional coordinates, brings the bond-valence sums closest to the
+    valences (least squares of the relative deviations; a grid of 0.2 % steps)."""
+    reach = max(model.r0.values(), default=0.0) + BOND_CUTOFF
+    neighbours = structure.get_all_neighbors(reach * np.exp(spread))
+    atom, r0, d = [], [], []
+    for i, site in enumerate(structure):
+        for nb in neighbours[i]:
+            key = (site.specie.symbol, nb.specie.symbol)
+            if key in model.r0:
+                atom.append(i)
+                r0.append(model.r0[key])
+                d.append(nb.nn_distance)
+    if not atom:
+        return 1.0
+    atom, r0, d = np.array(atom), np.array(r0), np.array(d)
+    valence = np.array([abs(model.valence[site.specie.symbol]) for site in structure])
+    scales = np.exp(np.linspace(-spread, spread, int(round(2 * spread / 0.002)) + 1))
+    best, best_error = 1.0, np.inf
+    for lam in scales:
+        s = np.where(lam * d < r0 + BOND_CUTOFF, np.exp((r0 - lam * d) / BOND_SOFTNESS), 0.0)
+        sums = np.bincount(atom, s, minlength=len(structure))
+        error = float(np.sum(((sums - valence) / valence) ** 2))
+        if error < best_error:
+            best, best_error = float(lam), error
+    return best

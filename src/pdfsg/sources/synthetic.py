@@ -42,6 +42,11 @@ free Wyckoff parameters, see :func:`_relax`) moves nearest-neighbour distances i
 window real crystals show and pushes apart pairs of elements closer than they ever are in
 real crystals (the table's per-pair minima: O-O ≥ 2.17 Å, F-F ≥ 2.24 Å...); without it random
 placement piles distances up at the minimum and makes many short anion-anion contacts.
+With ``bond_valence`` (spec ``relax=bonds``) the relaxation also brings every ion's
+bond-valence sum to its oxidation state (:mod:`pdfsg.sources.bond_valence`), and with
+``bond_volume`` (``volume=bonds``) it scales the cell to the bonds too.  Both are off by
+default: they make bond lengths like real ones but did not make a network trained on the
+crystals better on real structures (``benchmarks/synthetic_gap.py``).
 
 Atom counts (``atoms_range``, the table's ``atoms``) are per *conventional* cell, the cell
 whose Wyckoff multiplicities the International Tables give and that PyXtal builds; the table
@@ -945,19 +950,29 @@ def deferred_records(
 def records_from_spec(spec: str) -> Iterator[StructureRecord]:
     """The ``synthetic:SPEC`` source of ``pdfsg dataset build``: SPEC is
     ``N[,seed=S][,groups=paper45|all230][,distribution=balanced|paper45][,stats=PATH]
-    [,volume=element|group]`` (PATH: a table from ``pdfsg stats build``; default the shipped
-    one; ``volume=group``: :attr:`SyntheticConfig.group_volume`)."""
+    [,volume=element|group|bonds][,relax=contacts|bonds]`` (PATH: a table from
+    ``pdfsg stats build``; default the shipped one; ``volume=group``:
+    :attr:`SyntheticConfig.group_volume`; ``relax=bonds``: :attr:`SyntheticConfig.bond_valence`;
+    ``volume=bonds``: both that and :attr:`SyntheticConfig.bond_volume`)."""
     n, opts = count_and_options("synthetic", spec, spec)
-    unknown = set(opts) - {"seed", "groups", "distribution", "stats", "volume"}
+    unknown = set(opts) - {"seed", "groups", "distribution", "stats", "volume", "relax"}
     if unknown:
         raise ParamsError(f"bad synthetic source spec {spec!r}: unknown {sorted(unknown)}")
     if n <= 0:
         raise ParamsError(f"number of synthetic crystals must be > 0, got {n}")
     groups = opts.get("groups", "paper45")
     dist = opts.get("distribution", "balanced")
-    if opts.get("volume", "element") not in ("element", "group"):
-        raise ParamsError(f"bad synthetic source spec {spec!r}: volume must be element or group")
-    group_volume = opts.get("volume") == "group"
+    if opts.get("volume", "element") not in ("element", "group", "bonds"):
+        raise ParamsError(
+            f"bad synthetic source spec {spec!r}: volume must be element, group or bonds"
+        )
+    if opts.get("relax", "contacts") not in ("contacts", "bonds"):
+        raise ParamsError(f"bad synthetic source spec {spec!r}: relax must be contacts or bonds")
+    relax = {
+        "group_volume": opts.get("volume") == "group",
+        "bond_volume": opts.get("volume") == "bonds",
+        "bond_valence": opts.get("relax") == "bonds" or opts.get("volume") == "bonds",
+    }
     seed = int(opts.get("seed", 0))
     if dist == "balanced":
         from pdfsg.spacegroups import label_set
@@ -968,7 +983,7 @@ def records_from_spec(spec: str) -> Iterator[StructureRecord]:
             per_group=per_group,
             seed=seed,
             stats_path=opts.get("stats"),
-            group_volume=group_volume,
+            **relax,
         )
     else:
         config = SyntheticConfig(
@@ -976,6 +991,6 @@ def records_from_spec(spec: str) -> Iterator[StructureRecord]:
             distribution=dist,
             seed=seed,
             stats_path=opts.get("stats"),
-            group_volume=group_volume,
+            **relax,
         )
     return deferred_records(config, 0, n)
