@@ -31,7 +31,8 @@ costs.  Usage::
 
     python benchmarks/synthetic_gap.py make coords work/gap/coords.csv.gz \\
         --real work/mp_paper45.h5 --n 2000 --contacts-only   # likewise every other mode;
-    # coords_bv, synthetic_bv: without --contacts-only; synthetic_bv_volume: --bond-volume
+    # coords_bv, synthetic_bv: without --contacts-only; synthetic_bv_volume: --bond-volume;
+    # volume_model, synthetic_model_volume: --volume-scatter 0
     pdfsg dataset build work/gap/coords.csv.gz -o work/gap/coords.h5 --test-fraction 0
     python benchmarks/synthetic_gap.py score work/mp_paper45.h5 --mpts52 \\
         work/mpts52_paper45.h5 --rung real=work/gap/real.h5 --rung coords=work/gap/coords.h5 \\
@@ -74,6 +75,7 @@ MODES = (
 RUNG_ORDER = (
     "real",
     "volume_bv",
+    "volume_model",
     "volume",
     "types_family",
     "types",
@@ -83,6 +85,7 @@ RUNG_ORDER = (
     "synthetic",
     "synthetic_bv",
     "synthetic_bv_volume",
+    "synthetic_model_volume",
 )
 #: standard deviation [Å] of the moves of free coordinates in the ``types`` rung
 TYPE_JITTER = 0.05
@@ -102,7 +105,7 @@ def _chosen(real: Path, n: int, seed: int) -> dict[str, int]:
 def _redraw(item: tuple) -> tuple[str, str | None]:
     """One real structure with its free coordinates (and cell) redrawn; CIF or None."""
     warnings.filterwarnings("ignore")
-    ident, cif, number, mode, bond_valence, *family = item
+    ident, cif, number, mode, options, *family = item
     from pymatgen.core import Lattice as PmgLattice
     from pymatgen.core import Structure
     from pyxtal import pyxtal
@@ -111,7 +114,7 @@ def _redraw(item: tuple) -> tuple[str, str | None]:
     from pdfsg.sources import synthetic as syn
     from pdfsg.sources.stats import load_stats
 
-    stats, cfg = load_stats(None), syn.SyntheticConfig(bond_valence=bond_valence)
+    stats, cfg = load_stats(None), syn.SyntheticConfig(**options)
     rng = np.random.default_rng([zlib.crc32(ident.encode()), MODES.index(mode)])
     xtal = pyxtal()
     try:
@@ -123,7 +126,7 @@ def _redraw(item: tuple) -> tuple[str, str | None]:
         return ident, None
     if mode in ("volume", "volume_bv"):
         real = Structure.from_str(cif, fmt="cif")
-        return ident, _revolume(real, rng, stats, mode == "volume_bv")
+        return ident, _revolume(real, rng, stats, cfg, mode == "volume_bv")
     if mode in ("types", "types_family"):
         return ident, _decorate(xtal, rng, stats, cfg, family[0] if family else ())
     accept, target = syn._pair_limits(sorted({s.specie for s in xtal.atom_sites}), stats, cfg)
@@ -134,7 +137,7 @@ def _redraw(item: tuple) -> tuple[str, str | None]:
     for _ in range(TRIES):
         if mode == "coords_cell":
             v0 = sum(n * stats.element_volume(e) for e, n in counts.items())
-            volume = v0 * np.exp(stats.volume_log_sigma * rng.standard_normal())
+            volume = v0 * np.exp(_scatter(stats, cfg) * rng.standard_normal())
             cell = syn._sample_cell(number, volume, rng, stats)
             if cell is None:
                 continue
@@ -150,6 +153,10 @@ def _redraw(item: tuple) -> tuple[str, str | None]:
     return ident, None
 
 
+def _scatter(stats, cfg) -> float:
+    return stats.volume_log_sigma if cfg.volume_scatter is None else cfg.volume_scatter
+
+
 def _accepted(structure, accept: dict[str, float], number: int, symprec: float) -> bool:
     from pdfsg.sources import synthetic as syn
 
@@ -163,7 +170,7 @@ def _accepted(structure, accept: dict[str, float], number: int, symprec: float) 
     )
 
 
-def _revolume(structure, rng: np.random.Generator, stats, bond_valence: bool) -> str:
+def _revolume(structure, rng: np.random.Generator, stats, cfg, bond_valence: bool) -> str:
     """The ``volume`` rung: the real structure, its cell scaled to the generator's volume model
     (per-element volumes of its composition, log-normal scatter); coordinates kept.
     ``volume_bv``: scaled instead to the bond-valence optimum where the composition has an
@@ -177,7 +184,7 @@ def _revolume(structure, rng: np.random.Generator, stats, bond_valence: bool) ->
         structure.scale_lattice(structure.volume * bond_valence_scale(structure, model) ** 3)
     else:
         v0 = sum(n * stats.element_volume(e) for e, n in counts.items())
-        structure.scale_lattice(v0 * np.exp(stats.volume_log_sigma * rng.standard_normal()))
+        structure.scale_lattice(v0 * np.exp(_scatter(stats, cfg) * rng.standard_normal()))
     return structure.to(fmt="cif")
 
 
@@ -213,7 +220,7 @@ def _decorate(xtal, rng: np.random.Generator, stats, cfg, family: Sequence = ())
             site.specie = swap[element]
             counts[swap[element]] += site.multiplicity
         v0 = sum(n * stats.element_volume(e) for e, n in counts.items())
-        volume = v0 * np.exp(stats.volume_log_sigma * rng.standard_normal())
+        volume = v0 * np.exp(_scatter(stats, cfg) * rng.standard_normal())
         scaled = matrix * (volume / abs(np.linalg.det(matrix))) ** (1 / 3)
         xtal.lattice = Lattice.from_matrix(scaled, ltype=xtal.group.lattice_type)
         inv = np.linalg.inv(scaled)
@@ -284,6 +291,7 @@ def cmd_make(args: argparse.Namespace) -> None:
     chosen = _chosen(args.real, args.n, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, str]] = []
+    options = {"bond_valence": not args.contacts_only, "volume_scatter": args.volume_scatter}
     if args.mode == "synthetic":
         import functools
 
@@ -292,8 +300,8 @@ def cmd_make(args: argparse.Namespace) -> None:
         cfg = SyntheticConfig(
             distribution=dict(Counter(chosen.values())),
             seed=args.seed,
-            bond_valence=not args.contacts_only,
             bond_volume=args.bond_volume,
+            **options,
         )
         chunks = [(lo, min(lo + 20, args.n)) for lo in range(0, args.n, 20)]
         with get_context("fork").Pool(args.workers) as pool:
@@ -310,9 +318,7 @@ def cmd_make(args: argparse.Namespace) -> None:
                     ident = row["material_id"]
                     if ident in chosen and ident not in seen:
                         seen.add(ident)
-                        items.append(
-                            [ident, row["cif"], chosen[ident], args.mode, not args.contacts_only]
-                        )
+                        items.append([ident, row["cif"], chosen[ident], args.mode, options])
         if args.mode == "types_family":
             family_of = _families(args.real, folder, args.workers)
             members = defaultdict(list)
@@ -430,6 +436,12 @@ def main() -> None:
         "--contacts-only",
         action="store_true",
         help="relax by contacts alone, without the bond-valence term (the generator before it)",
+    )
+    mk.add_argument(
+        "--volume-scatter",
+        type=float,
+        default=None,
+        help="log-normal scatter of the volume model's volumes (default: the table's)",
     )
     mk.add_argument(
         "--bond-volume",

@@ -282,3 +282,23 @@ def test_synthetic_spec_takes_the_volume_model_and_the_relaxation():
         synthetic.records_from_spec("2,volume=nope")
     with pytest.raises(ParamsError, match="relax must be contacts or bonds"):
         synthetic.records_from_spec("2,relax=hard")
+
+
+def test_volume_scatter_zero_gives_the_volume_model():
+    from pdfsg.sources.synthetic import _sample_plan
+
+    stats = load_stats()
+    for scatter in (0.0, None):
+        cfg = SyntheticConfig(space_groups=(225,), per_group=1, volume_scatter=scatter)
+        rng = np.random.default_rng(4)
+        ratios = []
+        for _ in range(20):
+            plan = _sample_plan(225, rng, stats, cfg)
+            if plan is not None:
+                pairs = zip(plan.species, plan.counts, strict=True)
+                model = sum(n * stats.element_volume(e) for e, n in pairs)
+                ratios.append(plan.volume / model)
+        if scatter == 0.0:
+            assert np.allclose(ratios, 1.0)
+        else:
+            assert np.std(np.log(ratios)) > 0.05  # the table's 15 % scatter

@@ -34,7 +34,9 @@ def test_coords_keeps_cell_sites_and_group_but_redraws_free_coordinates(gap, rut
 
     from pdfsg.sources.geometry import space_group_of
 
-    ident, cif = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, "coords", True))
+    ident, cif = gap._redraw(
+        ("mp-2657", rutile.to(fmt="cif"), 136, "coords", {"bond_valence": True})
+    )
     assert ident == "mp-2657" and cif is not None
     new = Structure.from_str(cif, fmt="cif")
     assert space_group_of(new, 0.1) == 136
@@ -42,14 +44,16 @@ def test_coords_keeps_cell_sites_and_group_but_redraws_free_coordinates(gap, rut
     assert np.allclose(sorted(new.lattice.abc), sorted(rutile.lattice.abc), atol=1e-6)
     # O on 4f (x, x, 0) with a new x (the distance rules leave x little room)
     assert abs(_oxygen_x(new) - 0.305) > 1e-5
-    again = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, "coords", True))
+    again = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, "coords", {"bond_valence": True}))
     assert again == (ident, cif)  # seeded by the id: the same rung every run
 
 
 def test_coords_cell_draws_a_new_cell(gap, rutile):
     from pymatgen.core import Structure
 
-    _, cif = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, "coords_cell", True))
+    _, cif = gap._redraw(
+        ("mp-2657", rutile.to(fmt="cif"), 136, "coords_cell", {"bond_valence": True})
+    )
     assert cif is not None
     new = Structure.from_str(cif, fmt="cif")
     assert not np.allclose(new.lattice.abc, rutile.lattice.abc, atol=1e-3)
@@ -57,7 +61,9 @@ def test_coords_cell_draws_a_new_cell(gap, rutile):
 
 
 def test_wrong_label_is_refused(gap, rutile):
-    assert gap._redraw(("mp-2657", rutile.to(fmt="cif"), 225, "coords", True)) == ("mp-2657", None)
+    assert gap._redraw(
+        ("mp-2657", rutile.to(fmt="cif"), 225, "coords", {"bond_valence": True})
+    ) == ("mp-2657", None)
 
 
 def test_types_keeps_the_structure_type_and_draws_elements_and_volume(gap, rutile):
@@ -65,7 +71,7 @@ def test_types_keeps_the_structure_type_and_draws_elements_and_volume(gap, rutil
 
     from pdfsg.sources.geometry import space_group_of
 
-    _, cif = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, "types", False))
+    _, cif = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, "types", {"bond_valence": False}))
     new = Structure.from_str(cif, fmt="cif")
     assert space_group_of(new, 0.1) == 136
     assert new.composition.reduced_formula != "TiO2"
@@ -74,7 +80,14 @@ def test_types_keeps_the_structure_type_and_draws_elements_and_volume(gap, rutil
     assert ratio == pytest.approx(rutile.lattice.c / rutile.lattice.a, rel=1e-6)  # shape kept
     # with a family, the elements are the family's
     _, cif = gap._redraw(
-        ("mp-2657", rutile.to(fmt="cif"), 136, "types_family", False, [("Sn", "O")])
+        (
+            "mp-2657",
+            rutile.to(fmt="cif"),
+            136,
+            "types_family",
+            {"bond_valence": False},
+            [("Sn", "O")],
+        )
     )
     assert Structure.from_str(cif, fmt="cif").composition.reduced_formula == "SnO2"
 
@@ -86,7 +99,7 @@ def test_volume_rungs_scale_only_the_cell(gap, rutile):
 
     lam = bond_valence_scale(rutile, ionic_model({"Ti": 2, "O": 4}))
     for mode in ("volume", "volume_bv"):
-        _, cif = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, mode, False))
+        _, cif = gap._redraw(("mp-2657", rutile.to(fmt="cif"), 136, mode, {"bond_valence": False}))
         new = Structure.from_str(cif, fmt="cif")
         assert new.lattice.c / new.lattice.a == pytest.approx(rutile.lattice.c / rutile.lattice.a)
         assert len(new) == len(rutile)

@@ -183,6 +183,10 @@ class SyntheticConfig:
         which keeps e.g. O-O contacts at oxide-like lengths; 0 turns it off.
     volume_scale : float
         Multiplies the sampled cell volume.
+    volume_scatter : float or None
+        Standard deviation of the log-normal scatter of the sampled volume around the
+        volume model's (None: the table's ``volume_log_sigma``, the spread of real crystals
+        around the model; 0: the model's volume).
     template_fraction : float
         A crystal takes a Wyckoff template seen in real crystals of its group with probability
         ``template_fraction × coverage``, coverage being the share of the group's real
@@ -222,6 +226,7 @@ class SyntheticConfig:
     min_distance_factor: float = 0.75
     pair_min_scale: float = 0.8
     volume_scale: float = 1.0
+    volume_scatter: float | None = None
     template_fraction: float = 1.0
     symprec: float = 0.1
     seed: int = 0
@@ -511,7 +516,8 @@ def _sample_plan(
         counts = tuple(sum(int(s[:-1]) for s in p) for p in per)
         sites = tuple(tuple(p) for p in per)
     v0 = sum(n * stats.element_volume(e) for e, n in zip(species, counts, strict=True))
-    volume = v0 * cfg.volume_scale * math.exp(stats.volume_log_sigma * rng.standard_normal())
+    sigma = stats.volume_log_sigma if cfg.volume_scatter is None else cfg.volume_scatter
+    volume = v0 * cfg.volume_scale * math.exp(sigma * rng.standard_normal())
     if cfg.group_volume and not cfg.composition:
         volume *= _group_volume_factor(number, stats, cfg)
     return _Plan(species, counts, sites, volume)
