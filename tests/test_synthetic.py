@@ -161,6 +161,7 @@ def test_stats_build_cli(tmp_path, capsys):
         ({"space_groups": (14, 2), "composition": {"Ti": 3}}, "fits no combination"),
         ({"composition": {"Na": 0}}, "positive integer"),
         ({"relax_steps": -1}, "relax_steps must be >= 0"),
+        ({"volume_scatter": -0.1}, "volume_scatter must be >= 0"),
         ({"template_fraction": 1.5}, "must be in [0, 1]"),
     ],
 )
@@ -282,6 +283,9 @@ def test_synthetic_spec_takes_the_volume_model_and_the_relaxation():
         synthetic.records_from_spec("2,volume=nope")
     with pytest.raises(ParamsError, match="relax must be contacts or bonds"):
         synthetic.records_from_spec("2,relax=hard")
+    assert next(synthetic.records_from_spec("2,scatter=0")).make.args[0].volume_scatter == 0.0
+    with pytest.raises(ParamsError, match="scatter must be a number"):
+        synthetic.records_from_spec("2,scatter=wide")
 
 
 def test_volume_scatter_zero_gives_the_volume_model():

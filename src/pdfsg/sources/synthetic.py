@@ -299,6 +299,11 @@ class SyntheticConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ParamsError(f"SyntheticConfig.{name} must be a number > 0, got {v!r}")
+        scatter = self.volume_scatter
+        if scatter is not None and not (
+            isinstance(scatter, (int, float)) and math.isfinite(scatter) and scatter >= 0
+        ):
+            raise ParamsError(f"SyntheticConfig.volume_scatter must be >= 0, got {scatter!r}")
         if not (isinstance(self.pair_min_scale, (int, float)) and 0 <= self.pair_min_scale):
             raise ParamsError(
                 f"SyntheticConfig.pair_min_scale must be >= 0, got {self.pair_min_scale}"
@@ -956,12 +961,14 @@ def deferred_records(
 def records_from_spec(spec: str) -> Iterator[StructureRecord]:
     """The ``synthetic:SPEC`` source of ``pdfsg dataset build``: SPEC is
     ``N[,seed=S][,groups=paper45|all230][,distribution=balanced|paper45][,stats=PATH]
-    [,volume=element|group|bonds][,relax=contacts|bonds]`` (PATH: a table from
+    [,volume=element|group|bonds][,relax=contacts|bonds][,scatter=X]`` (PATH: a table from
     ``pdfsg stats build``; default the shipped one; ``volume=group``:
     :attr:`SyntheticConfig.group_volume`; ``relax=bonds``: :attr:`SyntheticConfig.bond_valence`;
-    ``volume=bonds``: both that and :attr:`SyntheticConfig.bond_volume`)."""
+    ``volume=bonds``: both that and :attr:`SyntheticConfig.bond_volume`; ``scatter``:
+    :attr:`SyntheticConfig.volume_scatter`)."""
     n, opts = count_and_options("synthetic", spec, spec)
-    unknown = set(opts) - {"seed", "groups", "distribution", "stats", "volume", "relax"}
+    known = {"seed", "groups", "distribution", "stats", "volume", "relax", "scatter"}
+    unknown = set(opts) - known
     if unknown:
         raise ParamsError(f"bad synthetic source spec {spec!r}: unknown {sorted(unknown)}")
     if n <= 0:
@@ -974,7 +981,12 @@ def records_from_spec(spec: str) -> Iterator[StructureRecord]:
         )
     if opts.get("relax", "contacts") not in ("contacts", "bonds"):
         raise ParamsError(f"bad synthetic source spec {spec!r}: relax must be contacts or bonds")
+    try:
+        scatter = float(opts["scatter"]) if "scatter" in opts else None
+    except ValueError:
+        raise ParamsError(f"bad synthetic source spec {spec!r}: scatter must be a number") from None
     relax = {
+        "volume_scatter": scatter,
         "group_volume": opts.get("volume") == "group",
         "bond_volume": opts.get("volume") == "bonds",
         "bond_valence": opts.get("relax") == "bonds" or opts.get("volume") == "bonds",
