@@ -20,7 +20,7 @@ from pdfsg.datasets import (
     stratified_split,
     write_dataset_file,
 )
-from pdfsg.errors import DatasetError, ParamsError
+from pdfsg.errors import DatasetError, ParamsError, StructureError
 from pdfsg.params import PdfParams
 from pdfsg.pdf import simulate
 from pdfsg.preprocess import normalize_minmax
@@ -162,6 +162,19 @@ def test_limit_and_bad_options(tmp_path):
         build_dataset(CSV, tmp_path / "x.h5", engine="slow", **SYNC)
     with pytest.raises(ParamsError, match="test_fraction"):
         build_dataset(CSV, tmp_path / "x.h5", test_fraction=1.0, **SYNC)
+
+
+def test_bad_source_leaves_no_work_folder_and_the_corrected_build_runs(tmp_path):
+    out = tmp_path / "s.h5"
+    with pytest.raises(ParamsError, match="volume must be element, group or bonds"):
+        build_dataset("synthetic:2,seed=1,volume=nope", out, **SYNC)
+    with pytest.raises(StructureError, match="no such file"):
+        build_dataset(tmp_path / "missing.csv", out, **SYNC)
+    assert not parts_dir(out).exists()  # so the corrected command needs no --restart
+    s = build_dataset("synthetic:2,seed=1", out, **SYNC)
+    assert s.n_read == 2 and out.exists()
+    assert main(["dataset", "build", "synthetic:2,scatter=wide", "-o", str(tmp_path / "c.h5")]) == 2
+    assert not parts_dir(tmp_path / "c.h5").exists()
 
 
 def test_local_dask_cluster(tmp_path, textbook):

@@ -1006,6 +1006,16 @@ def build_dataset(
         "chunk_size": int(chunk_size),
         "limit": limit,
     }
+    # open the source (a generated source checks its spec here) before writing anything, so
+    # that a bad source leaves no work folder that a corrected rerun would trip over
+    total = count_records(source)
+    if total is not None and limit is not None:
+        total = min(total, limit)
+    records: Iterable[StructureRecord] = iter_records(source)
+    records = itertools.chain(list(itertools.islice(records, 1)), records)
+    if limit is not None:
+        records = itertools.islice(records, limit)
+
     parts = parts_dir(out)
     log_file = parts / "build.json"
     if parts.exists() and restart:
@@ -1017,13 +1027,6 @@ def build_dataset(
         stale.unlink(missing_ok=True)
     if not log_file.exists():
         _write_json_atomic(log_file, {"config": config, "started": _now()})
-
-    total = count_records(source)
-    if total is not None and limit is not None:
-        total = min(total, limit)
-    records: Iterable[StructureRecord] = iter_records(source)
-    if limit is not None:
-        records = itertools.islice(records, limit)
 
     done = n_chunks = resumed = computed = 0
     complete = True
