@@ -136,8 +136,7 @@ def _redraw(item: tuple) -> tuple[str, str | None]:
     ionic = syn.ionic_model(dict(counts)) if cfg.bond_valence else None
     for _ in range(TRIES):
         if mode == "coords_cell":
-            v0 = sum(n * stats.element_volume(e) for e, n in counts.items())
-            volume = v0 * np.exp(_scatter(stats, cfg) * rng.standard_normal())
+            volume = syn.sampled_volume(counts, rng, stats, cfg)
             cell = syn._sample_cell(number, volume, rng, stats)
             if cell is None:
                 continue
@@ -148,26 +147,9 @@ def _redraw(item: tuple) -> tuple[str, str | None]:
         species = [s.specie for s in xtal.atom_sites for _ in range(s.multiplicity)]
         coords, matrix = syn._relax(xtal, cfg.relax_steps, rng, target, ionic)
         new = Structure(PmgLattice(matrix), species, coords)
-        if _accepted(new, accept, number, cfg.symprec):
+        if not syn.rejection(new, number, accept, cfg.symprec):
             return ident, new.to(fmt="cif")
     return ident, None
-
-
-def _scatter(stats, cfg) -> float:
-    return stats.volume_log_sigma if cfg.volume_scatter is None else cfg.volume_scatter
-
-
-def _accepted(structure, accept: dict[str, float], number: int, symprec: float) -> bool:
-    from pdfsg.sources import synthetic as syn
-
-    if syn.space_group_of(structure, symprec) != number:
-        return False
-    symbols, d = syn._nearest_images(structure)
-    arr = np.array(symbols)
-    return all(
-        np.min(d[np.ix_(arr == a, arr == b)]) >= limit - 1e-6
-        for a, b, limit in ((*k.split(), v) for k, v in accept.items())
-    )
 
 
 def _revolume(structure, rng: np.random.Generator, stats, cfg, bond_valence: bool) -> str:
@@ -183,8 +165,9 @@ def _revolume(structure, rng: np.random.Generator, stats, cfg, bond_valence: boo
     if model is not None:
         structure.scale_lattice(structure.volume * bond_valence_scale(structure, model) ** 3)
     else:
-        v0 = sum(n * stats.element_volume(e) for e, n in counts.items())
-        structure.scale_lattice(v0 * np.exp(_scatter(stats, cfg) * rng.standard_normal()))
+        from pdfsg.sources.synthetic import sampled_volume
+
+        structure.scale_lattice(sampled_volume(counts, rng, stats, cfg))
     return structure.to(fmt="cif")
 
 
@@ -219,8 +202,7 @@ def _decorate(xtal, rng: np.random.Generator, stats, cfg, family: Sequence = ())
         for site, element in zip(sites, original, strict=True):
             site.specie = swap[element]
             counts[swap[element]] += site.multiplicity
-        v0 = sum(n * stats.element_volume(e) for e, n in counts.items())
-        volume = v0 * np.exp(_scatter(stats, cfg) * rng.standard_normal())
+        volume = syn.sampled_volume(counts, rng, stats, cfg)
         scaled = matrix * (volume / abs(np.linalg.det(matrix))) ** (1 / 3)
         xtal.lattice = Lattice.from_matrix(scaled, ltype=xtal.group.lattice_type)
         inv = np.linalg.inv(scaled)
@@ -233,7 +215,7 @@ def _decorate(xtal, rng: np.random.Generator, stats, cfg, family: Sequence = ())
         coords, lat = syn._relax(xtal, cfg.relax_steps, rng, target)
         species = [site.specie for site in sites for _ in range(site.multiplicity)]
         structure = Structure(PmgLattice(lat), species, coords)
-        if _accepted(structure, accept, number, cfg.symprec):
+        if not syn.rejection(structure, number, accept, cfg.symprec):
             return structure.to(fmt="cif")
     return None
 

@@ -520,12 +520,38 @@ def _sample_plan(
         species = tuple(els)
         counts = tuple(sum(int(s[:-1]) for s in p) for p in per)
         sites = tuple(tuple(p) for p in per)
-    v0 = sum(n * stats.element_volume(e) for e, n in zip(species, counts, strict=True))
-    sigma = stats.volume_log_sigma if cfg.volume_scatter is None else cfg.volume_scatter
-    volume = v0 * cfg.volume_scale * math.exp(sigma * rng.standard_normal())
+    volume = sampled_volume(dict(zip(species, counts, strict=True)), rng, stats, cfg)
     if cfg.group_volume and not cfg.composition:
         volume *= _group_volume_factor(number, stats, cfg)
     return _Plan(species, counts, sites, volume)
+
+
+def sampled_volume(
+    counts: Mapping[str, int], rng: np.random.Generator, stats: SyntheticStats, cfg: SyntheticConfig
+) -> float:
+    """The volume model's cell volume [Å³] for these atoms (element -> count): the sum of
+    the table's per-element volumes × ``volume_scale`` × a log-normal scatter of
+    ``volume_scatter`` (default the table's ``volume_log_sigma``)."""
+    v0 = sum(n * stats.element_volume(e) for e, n in counts.items())
+    sigma = stats.volume_log_sigma if cfg.volume_scatter is None else cfg.volume_scatter
+    return v0 * cfg.volume_scale * math.exp(sigma * rng.standard_normal())
+
+
+def rejection(
+    structure: Structure, number: int, accept: Mapping[str, float], symprec: float
+) -> str:
+    """Why the generator's checks refuse a crystal: ``"symmetry"`` (spglib does not find
+    group ``number`` at ``symprec``), ``"distance"`` (a pair of elements closer than its
+    ``accept`` limit [Å], keys ``"A B"``), or ``""`` when it passes."""
+    if space_group_of(structure, symprec) != number:
+        return "symmetry"
+    symbols, d = _nearest_images(structure)
+    arr = np.array(symbols)
+    for key, limit in accept.items():
+        a, b = key.split()
+        if np.min(d[np.ix_(arr == a, arr == b)]) < limit - 1e-6:
+            return "distance"
+    return ""
 
 
 #: plans drawn per group to learn its volume factor
@@ -673,15 +699,8 @@ def _attempt(
         coords = np.concatenate([site.coords for site in xtal.atom_sites])
         matrix = xtal.lattice.matrix
     structure = Structure(PmgLattice(matrix), species, coords)
-    if space_group_of(structure, cfg.symprec) != number:
-        return None, "symmetry"
-    symbols, d = _nearest_images(structure)
-    arr = np.array(symbols)
-    for key, limit in accept.items():
-        a, b = key.split()
-        if np.min(d[np.ix_(arr == a, arr == b)]) < limit - 1e-6:
-            return None, "distance"
-    return structure, ""
+    reason = rejection(structure, number, accept, cfg.symprec)
+    return (None, reason) if reason else (structure, "")
 
 
 def _relax(
@@ -754,16 +773,18 @@ def _relax(
     if not movable and not rescale:
         return coords, lattice
     e = energy(coords, lattice)
+    inv = np.linalg.inv(lattice)
     every = max(steps // (RESCALE_EVERY + 1), 1) if rescale else 0
     for step in range(steps):
         if e <= 0.0:
             break
         if every and step % every == 0:
             e, lattice = best_scale(coords, lattice)
+            inv = np.linalg.inv(lattice)
         if not movable:
             break
         i = movable[int(rng.integers(len(movable)))]
-        trial_pos = positions[i] + (rng.normal(0.0, RELAX_STEP, 3) @ np.linalg.inv(lattice))
+        trial_pos = positions[i] + (rng.normal(0.0, RELAX_STEP, 3) @ inv)
         orbit = np.asarray(sites[i].wp.apply_ops(trial_pos), float)
         trial = coords.copy()
         trial[bounds[i] : bounds[i + 1]] = orbit
