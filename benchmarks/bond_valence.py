@@ -40,21 +40,9 @@ HERE = Path(__file__).resolve().parent
 
 def rms_deviation(structure, model) -> float:
     """sqrt(mean_i ((S_i - |V_i|) / |V_i|)²) over the atoms of ``structure``."""
-    from pdfsg.sources.bond_valence import BOND_CUTOFF, BOND_SOFTNESS
+    from pdfsg.sources.bond_valence import valence_deviations
 
-    reach = max(model.r0.values()) + BOND_CUTOFF
-    neighbours = structure.get_all_neighbors(reach)
-    dev = []
-    for i, site in enumerate(structure):
-        a = site.specie.symbol
-        total = 0.0
-        for nb in neighbours[i]:
-            r0 = model.r0.get((a, nb.specie.symbol))
-            if r0 is not None and nb.nn_distance < r0 + BOND_CUTOFF:
-                total += np.exp((r0 - nb.nn_distance) / BOND_SOFTNESS)
-        v = abs(model.valence[a])
-        dev.append((total - v) / v)
-    return float(np.sqrt(np.mean(np.square(dev))))
+    return float(np.sqrt(np.mean(valence_deviations(structure, model) ** 2)))
 
 
 def _redrawn(structure, model, steps: int, seed: int, bonds: bool):

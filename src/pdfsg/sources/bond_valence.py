@@ -42,6 +42,7 @@ __all__ = [
     "bond_valence_sums",
     "ionic_model",
     "pair_r0",
+    "valence_deviations",
 ]
 
 #: B [Å] of s = exp((R0 − d) / B), Brown & Altermatt 1985
@@ -160,12 +161,12 @@ def bond_valence_sums(d: np.ndarray, r0: np.ndarray) -> np.ndarray:
     return s.sum(axis=axes)
 
 
-def bond_valence_scale(structure: Structure, model: IonicModel, spread: float = 0.2) -> float:
-    """The isotropic length factor λ (within exp(±spread)) whose cell, λ × the structure's
-    with the same fractional coordinates, brings the bond-valence sums closest to the
-    valences (least squares of the relative deviations; a grid of 0.2 % steps)."""
-    reach = max(model.r0.values(), default=0.0) + BOND_CUTOFF
-    neighbours = structure.get_all_neighbors(reach * np.exp(spread))
+def _bonds(
+    structure: Structure, model: IonicModel, reach: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every cation-anion pair of ``structure`` closer than ``reach`` [Å], periodic images
+    included: (atom index, R0 [Å], distance [Å]) arrays, one entry per bond end."""
+    neighbours = structure.get_all_neighbors(reach)
     atom, r0, d = [], [], []
     for i, site in enumerate(structure):
         for nb in neighbours[i]:
@@ -174,16 +175,38 @@ def bond_valence_scale(structure: Structure, model: IonicModel, spread: float = 
                 atom.append(i)
                 r0.append(model.r0[key])
                 d.append(nb.nn_distance)
-    if not atom:
+    return np.array(atom, int), np.array(r0, float), np.array(d, float)
+
+
+def _deviations(
+    bonds: tuple[np.ndarray, np.ndarray, np.ndarray], valence: np.ndarray, scale: float
+) -> np.ndarray:
+    atom, r0, d = bonds
+    s = np.where(scale * d < r0 + BOND_CUTOFF, np.exp((r0 - scale * d) / BOND_SOFTNESS), 0.0)
+    return (np.bincount(atom, s, minlength=len(valence)) - valence) / valence
+
+
+def valence_deviations(structure: Structure, model: IonicModel) -> np.ndarray:
+    """(S_i - |V_i|) / |V_i| per atom of ``structure``: its bond-valence sum against its
+    oxidation state, relative."""
+    valence = np.array([abs(model.valence[site.specie.symbol]) for site in structure])
+    reach = max(model.r0.values(), default=0.0) + BOND_CUTOFF
+    return _deviations(_bonds(structure, model, reach), valence, 1.0)
+
+
+def bond_valence_scale(structure: Structure, model: IonicModel, spread: float = 0.2) -> float:
+    """The isotropic length factor λ (within exp(±spread)) whose cell, λ × the structure's
+    with the same fractional coordinates, brings the bond-valence sums closest to the
+    valences (least squares of the relative deviations; a grid of 0.2 % steps)."""
+    reach = max(model.r0.values(), default=0.0) + BOND_CUTOFF
+    bonds = _bonds(structure, model, reach * np.exp(spread))
+    if not len(bonds[0]):
         return 1.0
-    atom, r0, d = np.array(atom), np.array(r0), np.array(d)
     valence = np.array([abs(model.valence[site.specie.symbol]) for site in structure])
     scales = np.exp(np.linspace(-spread, spread, int(round(2 * spread / 0.002)) + 1))
     best, best_error = 1.0, np.inf
     for lam in scales:
-        s = np.where(lam * d < r0 + BOND_CUTOFF, np.exp((r0 - lam * d) / BOND_SOFTNESS), 0.0)
-        sums = np.bincount(atom, s, minlength=len(structure))
-        error = float(np.sum(((sums - valence) / valence) ** 2))
+        error = float(np.sum(_deviations(bonds, valence, lam) ** 2))
         if error < best_error:
             best, best_error = float(lam), error
     return best
