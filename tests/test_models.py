@@ -243,6 +243,24 @@ def test_numpy_pdfsg_net_equals_torch_for_any_length_start_and_composition(compo
         assert np.abs(softmax(fast(X)) - ref).max() < 1e-5
 
 
+def test_numpy_pdfsg_net_features_are_what_its_head_reads():
+    from pdfsg.models.numpy_net import numpy_network
+
+    cfg = PdfsgNetConfig(n_classes=7, composition_dim=6, composition_hidden=8)
+    net = _trained_like("pdfsg-net", cfg, seed=11)
+    fast = numpy_network("pdfsg-net", cfg.to_dict(), _state(net))
+    X = np.random.default_rng(3).random((4, 150)).astype(np.float32)
+    with torch.no_grad():
+        x = torch.from_numpy(X)
+        h = net.blocks(net.stem(net.input_norm(net._channels(x, 20))))
+        ref = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1).numpy()
+    got = fast.features(X, 20)
+    assert got.shape == (4, 2 * cfg.stages[-1][0])
+    assert np.abs(got - ref).max() < 1e-4 * max(1.0, float(np.abs(ref).max()))
+    # different curves give different features (they are not the constant of an unused path)
+    assert not np.allclose(got[0], got[1])
+
+
 @pytest.mark.parametrize("batch_norm", [True, False])
 def test_numpy_paper_cnn_equals_torch(batch_norm):
     from pdfsg.models.numpy_net import numpy_network, softmax

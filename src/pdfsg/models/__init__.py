@@ -38,6 +38,7 @@ __all__ = [
     "LogRegClassifier",
     "NetClassifier",
     "limit_threads",
+    "nested_mean",
 ]
 
 NET_KINDS = ("cnn-paper", "pdfsg-net")
@@ -493,6 +494,22 @@ class NetClassifier(_Calibrated):
         return out
 
 
+def nested_mean(full_mean: np.ndarray, nested: dict[tuple[int, ...], list[np.ndarray]]):
+    """An ensemble's probabilities from the mean of its members of every label
+    (``full_mean``, (n, n_labels)) and the members that rank a subset of the labels
+    (``nested``: the subset's columns -> those members' probabilities over it): a column of
+    a subset gets the subset's mass in ``full_mean`` times the mean of every member's share
+    of it within the subset (:class:`EnsembleClassifier`)."""
+    out = np.array(full_mean, dtype=np.float64, copy=True)
+    for cols_key, probas in nested.items():
+        cols = np.array(cols_key)
+        mass = out[:, cols].sum(axis=1, keepdims=True)
+        shares = [out[:, cols] / np.clip(mass, 1e-300, None)]
+        shares += [p / np.clip(p.sum(axis=1, keepdims=True), 1e-300, None) for p in probas]
+        out[:, cols] = mass * np.mean(shares, axis=0)
+    return out
+
+
 class EnsembleClassifier(_Calibrated):
     """Several trained models of one grid as one: their probabilities averaged (each
     composition-aware member gets the composition, the others G(r) alone), then the
@@ -580,13 +597,7 @@ class EnsembleClassifier(_Calibrated):
                 full.append(p)
             else:
                 nested.setdefault(tuple(cols[cols >= 0].tolist()), []).append(p[:, cols >= 0])
-        out = np.mean(full, axis=0)
-        for cols_key, probas in nested.items():
-            cols = np.array(cols_key)
-            mass = out[:, cols].sum(axis=1, keepdims=True)
-            shares = [out[:, cols] / np.clip(mass, 1e-300, None)]
-            shares += [p / np.clip(p.sum(axis=1, keepdims=True), 1e-300, None) for p in probas]
-            out[:, cols] = mass * np.mean(shares, axis=0)
+        out = nested_mean(np.mean(full, axis=0), nested)
         if comp is not None:
             comp = np.atleast_2d(np.asarray(comp, dtype=np.float32))
         return self._finish_proba(out, comp, calibrated, memory, X, start, diameters)

@@ -287,13 +287,18 @@ class NumpyPdfsgNet:
         h += self.in_shift
         return h
 
-    def _logits(self, x: np.ndarray, start: int, comp: np.ndarray | None) -> np.ndarray:
-        h = _relu(self.stem(self._channels(x, start)))
+    def features(self, x: np.ndarray, start: int = 0) -> np.ndarray:
+        """The pooled G(r) features (n, 2 · last stage's channels) the head reads: the mean
+        and the max over r of the last block's output (the composition enters after)."""
+        h = _relu(self.stem(self._channels(np.ascontiguousarray(x, dtype=np.float32), start)))
         for conv1, conv2, short in self.blocks:
             y = conv2(_relu(conv1(h)))
             y += h if short is None else short(h)
             h = _relu(y)
-        pooled = np.concatenate([h.mean(axis=1), h.max(axis=1)], axis=1)
+        return np.concatenate([h.mean(axis=1), h.max(axis=1)], axis=1)
+
+    def _logits(self, x: np.ndarray, start: int, comp: np.ndarray | None) -> np.ndarray:
+        pooled = self.features(x, start)
         if self.comp is None:
             return self.head[0](pooled)
         if comp is None:
