@@ -57,15 +57,6 @@ def _log(p: np.ndarray) -> np.ndarray:
     return np.log(np.clip(p, _TINY, None))
 
 
-def _member_proba(member, X: np.ndarray, comp: np.ndarray) -> np.ndarray:
-    """A member's uncalibrated probabilities as the ensemble asks for them."""
-    if getattr(member, "uses_composition", False):
-        return member.predict_proba(X, 0, comp, calibrated=False, memory=False)
-    if member.variable_length:
-        return member.predict_proba(X, 0, calibrated=False)
-    return member.predict_proba(X, 0)
-
-
 def _features(model, X: np.ndarray, batch: int = 512) -> np.ndarray:
     """Pooled G(r) features of a one-network ``pdfsg-net`` model (its NumPy forward)."""
     (net,) = model._numpy_members()
@@ -78,6 +69,7 @@ def build_parts(dataset: Path, mpts52: Path, model_name: str, extras: list[str])
     from pdfsg.calibration import used_for_calibration
     from pdfsg.composition_vector import encode_formulas
     from pdfsg.datasets import read_dataset
+    from pdfsg.models import member_proba
     from pdfsg.preprocess import normalize_minmax
 
     model = load_model(model_name)
@@ -97,7 +89,7 @@ def build_parts(dataset: Path, mpts52: Path, model_name: str, extras: list[str])
     parts["labels"] = labels
     t = time.perf_counter()
     for j, member in enumerate(model.members):
-        parts[f"member{j}"] = _member_proba(member, X, comp)
+        parts[f"member{j}"] = member_proba(member, X, 0, comp)
         parts[f"member{j}_labels"] = np.asarray(member.labels)
     print(f"members: {time.perf_counter() - t:.0f} s", flush=True)
     memory = model.pdf_memory
@@ -111,15 +103,14 @@ def build_parts(dataset: Path, mpts52: Path, model_name: str, extras: list[str])
     for s in STRETCHES:
         Gs = np.stack([np.interp(r, r * s, g) for g in G])
         Xs = np.asarray(normalize_minmax(Gs[:, :n]), dtype=np.float32)
-        parts[f"stretch{s}"] = _member_proba(first, Xs, comp)
+        parts[f"stretch{s}"] = member_proba(first, Xs, 0, comp)
     print(f"stretches: {time.perf_counter() - t:.0f} s", flush=True)
     for name in extras:
         extra = load_model(name)
         if tuple(extra.labels) != tuple(model.labels):
             raise SystemExit(f"--extra {name}: its groups are not the model's")
-        parts[f"extra:{name}"] = _member_proba(
-            extra, np.asarray(normalize_minmax(G[:, : extra.params.npoints]), np.float32), comp
-        )
+        Xe = np.asarray(normalize_minmax(G[:, : extra.params.npoints]), np.float32)
+        parts[f"extra:{name}"] = member_proba(extra, Xe, 0, comp)
     print(f"extras: {time.perf_counter() - t:.0f} s", flush=True)
     pool = _features(first, memory.curves.astype(np.float32) / 255.0)
     query = _features(first, X)
@@ -168,21 +159,21 @@ class Combiner:
         self.cal = parts["calibration_rows"].astype(bool)
         self.members_full = [k for k in parts if k.startswith("member") and "_" not in k]
         self.powers = dict(zip(("pdf", "type", "comp"), parts["settings"], strict=True))
-
-    def _nest(self, full_mean: np.ndarray) -> np.ndarray:
-        """``full_mean`` with the 45-group members' shares nested in (the ensemble's way)."""
-        from pdfsg.models import nested_mean
-
-        index = {int(v): i for i, v in enumerate(self.labels)}
-        groups: dict = {}
+        #: the subset members' probabilities by the columns of their subset (as the ensemble)
+        self.nested: dict = {}
         for k in self.members_full:
             lab = self.p[f"{k}_labels"]
             if tuple(lab) == tuple(self.labels):
                 continue
             keep = np.array([int(v) in index for v in lab])
             cols = tuple(index[int(v)] for v in lab[keep])
-            groups.setdefault(cols, []).append(self.p[k][:, keep])
-        return nested_mean(full_mean, groups)
+            self.nested.setdefault(cols, []).append(self.p[k][:, keep])
+
+    def _nest(self, full_mean: np.ndarray) -> np.ndarray:
+        """``full_mean`` with the 45-group members' shares nested in (the ensemble's way)."""
+        from pdfsg.models import nested_mean
+
+        return nested_mean(full_mean, self.nested)
 
     def full_members(self) -> list[np.ndarray]:
         return [

@@ -38,6 +38,7 @@ __all__ = [
     "LogRegClassifier",
     "NetClassifier",
     "limit_threads",
+    "member_proba",
     "nested_mean",
 ]
 
@@ -494,6 +495,19 @@ class NetClassifier(_Calibrated):
         return out
 
 
+def member_proba(
+    member: Any, X: np.ndarray, start: int = 0, comp: np.ndarray | None = None
+) -> np.ndarray:
+    """A member's probabilities as :class:`EnsembleClassifier` combines them: uncalibrated
+    and without memories, a composition-aware member given ``comp``, the others G(r) alone
+    (a fixed-length model as it predicts)."""
+    if getattr(member, "uses_composition", False):
+        return member.predict_proba(X, start, comp, calibrated=False, memory=False)
+    if member.variable_length:
+        return member.predict_proba(X, start, calibrated=False)
+    return member.predict_proba(X, start)
+
+
 def nested_mean(full_mean: np.ndarray, nested: dict[tuple[int, ...], list[np.ndarray]]):
     """An ensemble's probabilities from the mean of its members of every label
     (``full_mean``, (n, n_labels)) and the members that rank a subset of the labels
@@ -587,12 +601,7 @@ class EnsembleClassifier(_Calibrated):
         :meth:`NetClassifier.predict_proba` for the arguments)."""
         full, nested = [], {}
         for m, cols in zip(self.members, self._columns, strict=True):
-            if getattr(m, "uses_composition", False):
-                p = m.predict_proba(X, start, comp, calibrated=False, memory=False)
-            elif m.variable_length:
-                p = m.predict_proba(X, start, calibrated=False)
-            else:
-                p = m.predict_proba(X, start)
+            p = member_proba(m, X, start, comp)
             if cols is None:
                 full.append(p)
             else:
